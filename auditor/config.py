@@ -1,0 +1,63 @@
+"""`AuditConfig`: everything an audit needs, built by the CLI or by a script."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TOLERANCES = (0.01, 0.05, 0.1, 0.2)
+HEADLINE_TOLERANCE = 0.1
+DELTA_NORMS = ("linf", "l1", "true-class")
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """Preprocessing flags as given; None means "from the model's metadata, else default"."""
+
+    size: tuple[int, int] | None = None
+    resize: str | None = None
+    crop_ratio: float | None = None
+    pad_value: float | None = None
+    pad_align: str | None = None
+    interpolation: str | None = None
+    channel_order: str | None = None
+    scale: float | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    layout: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to read the model: preprocessing, classes and output interpretation."""
+
+    preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
+    classes: tuple[str, ...] | None = None
+    positive_class: str | None = None
+    output_kind: str = "auto"
+    input_name: str | None = None
+    output_name: str | None = None
+    threads: int = 0  # 0 lets onnxruntime choose
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """One audit: model, data, perturbations, metrics options and gates."""
+
+    model_path: Path
+    data_path: Path
+    model: ModelOptions = field(default_factory=ModelOptions)
+    perturbations: tuple[str, ...] = ()
+    suite: str = "quick"
+    tolerances: tuple[float, ...] = DEFAULT_TOLERANCES
+    headline_tolerance: float = HEADLINE_TOLERANCE
+    delta_norm: str = "linf"
+    repeats: int = 1
+    seed: int = 0
+    limit: int | None = None
+    threshold: float = 0.5
+    batch_size: int = 32
+    scale_to_input: bool = True
+    fail_under_ra: float | None = None
+    fail_under_rr: float | None = None
+    command_line: tuple[str, ...] = ()

@@ -1,0 +1,190 @@
+"""Finding and decoding samples: class folders, CSV/JSONL manifests, unlabelled folders.
+
+A file that cannot be used is a result ("skipped, and why"), not a crash: the audit
+goes on without it and the report lists it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from auditor.errors import DataError, SampleError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+MANIFEST_SUFFIXES = (".csv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image to audit; `key` (its path relative to the data root) identifies it."""
+
+    key: str
+    path: Path
+    label: str | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    """The samples of an audit, in a stable order, and what was skipped before decoding."""
+
+    path: Path
+    kind: str  # "folders" | "manifest" | "unlabelled"
+    samples: list[Sample]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> bool:
+        return self.kind != "unlabelled"
+
+    @property
+    def label_names(self) -> list[str]:
+        """The distinct labels, sorted."""
+        return sorted({s.label for s in self.samples if s.label is not None})
+
+
+def discover(path: Path, limit: int | None = None) -> Dataset:
+    """Find the samples under a folder or in a manifest, at most `limit` of them."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data path not found: {path}")
+    if path.is_file():
+        if path.suffix.lower() not in MANIFEST_SUFFIXES:
+            raise DataError(f"{path}: expected a folder or a .csv/.jsonl manifest")
+        dataset = _from_manifest(path)
+    else:
+        dataset = _from_folder(path)
+    if not dataset.samples:
+        raise DataError(f"{path}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    if limit is not None:
+        dataset.samples = stratified(dataset.samples, limit)
+    return dataset
+
+
+def _from_folder(root: Path) -> Dataset:
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _images_under(d))
+    if not class_dirs:
+        samples = [Sample(_key(p, root), p, None) for p in _images_under(root)]
+        return Dataset(root, "unlabelled", samples)
+    samples = [Sample(_key(p, root), p, d.name) for d in class_dirs for p in _images_under(d)]
+    strays = [Skipped(_key(p, root), "image outside the class folders")
+              for p in _images_in(root)]
+    return Dataset(root, "folders", samples, strays)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p))
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and _is_image(p))
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _key(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _from_manifest(manifest: Path) -> Dataset:
+    """Read `path,label` rows; paths are relative to the manifest's folder."""
+    rows = list(_manifest_rows(manifest))
+    labelled = {row[1] is not None for row in rows}
+    if len(labelled) > 1:
+        raise DataError(f"{manifest}: some rows have a label and some do not")
+    root = manifest.parent
+    samples, skipped = [], []
+    for raw_path, label in rows:
+        file = (root / raw_path).resolve() if not Path(raw_path).is_absolute() else Path(raw_path)
+        key = Path(raw_path).as_posix()
+        if file.is_file():
+            samples.append(Sample(key, file, label))
+        else:
+            skipped.append(Skipped(key, "file not found"))
+    kind = "manifest" if labelled == {True} else "unlabelled"
+    return Dataset(manifest, kind, samples, skipped)
+
+
+def _manifest_rows(manifest: Path) -> Iterable[tuple[str, str | None]]:
+    text = manifest.read_text(encoding="utf-8-sig")
+    if manifest.suffix.lower() == ".jsonl":
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    yield str(row["path"]), _label(row.get("label"))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise DataError(f"{manifest}:{number}: expected a JSON object with "
+                                    "'path' (and 'label')") from None
+        return
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames or "path" not in reader.fieldnames:
+        raise DataError(f"{manifest}: expected a CSV header with 'path' (and 'label')")
+    for row in reader:
+        if row.get("path"):
+            yield row["path"].strip(), _label(row.get("label"))
+
+
+def _label(value: object) -> str | None:
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
+def stratified(samples: list[Sample], limit: int) -> list[Sample]:
+    """Take at most `limit` samples, round-robin over the labels, in stable key order."""
+    groups: dict[str | None, list[Sample]] = defaultdict(list)
+    for sample in sorted(samples, key=lambda s: s.key):
+        groups[sample.label].append(sample)
+    queues = [groups[label] for label in sorted(groups, key=lambda x: (x is None, x or ""))]
+    taken: list[Sample] = []
+    depth = 0
+    while len(taken) < limit and any(depth < len(q) for q in queues):
+        taken.extend(q[depth] for q in queues if depth < len(q))
+        depth += 1
+    return sorted(taken[:limit], key=lambda s: s.key)
+
+
+def read_image(sample: Sample) -> tuple[NDArray[np.uint8], str]:
+    """Decode `sample` to RGB uint8 H x W x 3; return it with the file's sha256."""
+    try:
+        data = sample.path.read_bytes()
+    except OSError as exc:
+        raise SampleError(f"cannot read the file: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise SampleError("not a decodable image (corrupt, truncated or unsupported format)")
+    return to_rgb(image), digest
+
+
+def to_rgb(image: NDArray[Any]) -> NDArray[np.uint8]:
+    """Convert a decoded OpenCV image (gray, BGR or BGRA; 8 or 16 bit) to RGB uint8."""
+    if image.dtype == np.uint16:
+        image = np.rint(image / 257.0).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise SampleError(f"unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(image[:, :, ::-1])

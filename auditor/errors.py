@@ -1,0 +1,38 @@
+"""The one exception root of `auditor`, its subclasses and the exit codes.
+
+Every message is one line: what was expected, what was found, and the path.
+This module imports nothing from `auditor`, so every other module can use it.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+"""The audit ran and passed every gate (or no gate was set)."""
+EXIT_GATE_FAILED = 1
+"""The audit ran and at least one gate failed."""
+EXIT_CANNOT_RUN = 2
+"""The audit could not run: bad arguments, unusable model or no usable data."""
+
+
+class AuditorError(Exception):
+    """Base of every error `auditor` reports to the user as one line."""
+
+
+class ConfigError(AuditorError):
+    """An option or a perturbation spec is invalid."""
+
+
+class ModelError(AuditorError):
+    """The model file is missing, unreadable, unsupported or misbehaves."""
+
+
+class RuntimeMissingError(ModelError):
+    """No onnxruntime package is installed."""
+
+
+class DataError(AuditorError):
+    """The data folder or manifest gives no usable samples."""
+
+
+class SampleError(AuditorError):
+    """One sample cannot be used; it is skipped with this message as the reason."""

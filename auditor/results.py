@@ -1,0 +1,175 @@
+"""The results of an audit and their JSON form (`schema: "auditor/results@1"`).
+
+The engine produces one `AuditResults`; the report reads only that object. The JSON
+keys are a contract (see the interface spec): add keys freely, never rename them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "auditor/results@1"
+
+Interval = list[float]  # [low, high] of a 95% Wilson interval
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    """The metrics of one perturbation at one level."""
+
+    perturbation: str
+    family: str
+    level: int
+    params: dict[str, Any]
+    n: int
+    ra: float | None
+    ra_ci: Interval | None
+    rr: dict[str, float]
+    rr_ci: dict[str, Interval]
+    flip_rate: float
+    flip_rate_ci: Interval
+    delta_quantiles: dict[str, float]
+    per_class: dict[str, dict[str, Any]]
+    auc: float | None
+    ra_drop: float | None
+    rr_curve: list[list[float]]  # [[b, RR(b)], ...] on a fine grid of tolerances
+
+
+@dataclass(frozen=True)
+class PerturbationSummary:
+    """Aggregates of one perturbation over its levels."""
+
+    perturbation: str
+    family: str
+    levels: int
+    mean_ra: float | None
+    mean_rr: dict[str, float]
+    area_ra: float | None
+    area_rr: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One pass/fail rule and its outcome."""
+
+    gate: str
+    metric: str
+    threshold: float
+    value: float | None
+    passed: bool
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    gates: list[Gate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditResults:
+    """Everything an audit measured, and what is needed to trust and re-run it."""
+
+    auditor_version: str
+    created_at: str
+    started_at: str
+    finished_at: str
+    model: dict[str, Any]
+    data: dict[str, Any]
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    clean: dict[str, Any]
+    results: list[LevelResult]
+    summary: list[PerturbationSummary]
+    thumbnails: dict[str, Any]
+    verdict: Verdict
+    schema: str = SCHEMA
+
+    @property
+    def tolerance_keys(self) -> list[str]:
+        """The RR tolerance keys (`"0.1"`), in the order the audit used them."""
+        return list(self.config["tolerance_keys"])
+
+    @property
+    def headline_key(self) -> str:
+        return str(self.config["headline_tolerance_key"])
+
+    @property
+    def labelled(self) -> bool:
+        return self.clean.get("accuracy") is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready dict, `schema` first."""
+        body = asdict(self)
+        return {"schema": body.pop("schema"), **body}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditResults:
+        """Build results from their JSON form; unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["results"] = [_build(LevelResult, r) for r in data["results"]]
+        kwargs["summary"] = [_build(PerturbationSummary, s) for s in data.get("summary", [])]
+        verdict = data.get("verdict") or {"passed": True, "gates": []}
+        kwargs["verdict"] = Verdict(
+            verdict["passed"], [_build(Gate, g) for g in verdict.get("gates", [])]
+        )
+        return cls(**kwargs)
+
+
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def tolerance_key(b: float) -> str:
+    """Return the JSON key of tolerance `b`: its shortest decimal string (`"0.1"`)."""
+    return repr(float(b)) if float(b) != int(b) else str(int(b))
+
+
+def to_json(results: AuditResults) -> str:
+    """Return the results as indented JSON text."""
+    return json.dumps(results.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+def load_json(path: Path) -> AuditResults:
+    """Read results written by `write_json`."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: expected schema {SCHEMA}, found {data.get('schema')!r}")
+    return AuditResults.from_dict(data)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file renamed into place.
+
+    A failure leaves no half-written file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        # mkstemp makes the file private (0600); a report should get the usual mode.
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it, then put it back
+    os.umask(mask)
+    return mask
+
+
+def write_json(results: AuditResults, path: Path) -> None:
+    """Write the results JSON to `path` atomically."""
+    write_atomic(path, to_json(results))

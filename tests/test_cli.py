@@ -1,0 +1,126 @@
+"""The command line: every exit code with its message, and the files it writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from conftest import build_model
+
+from auditor.cli import main
+from auditor.errors import EXIT_CANNOT_RUN, EXIT_GATE_FAILED, EXIT_OK
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def check(binary_model, data_dir, tmp_path):
+    def invoke(*extra: str):
+        return run("check", str(binary_model), "--data", str(data_dir), "-o",
+                   str(tmp_path / "out" / "report.html"), "-p", "contrast", *extra)
+    return invoke
+
+
+def test_check_writes_report_and_json_and_exits_0(check, tmp_path):
+    result = check()
+    assert result.exit_code == EXIT_OK, result.stderr
+    html = (tmp_path / "out" / "report.html").read_text()
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "<html" in html and data["schema"] == "auditor/results@1"
+    assert len(data["results"]) == 5
+    assert result.stdout == ""  # stdout stays clean for machine output
+    assert "clean accuracy" in result.stderr and "wrote" in result.stderr
+    assert data["config"]["command_line"][0] == "auditor"
+
+
+def test_json_path_option(check, tmp_path):
+    result = check("--json", str(tmp_path / "elsewhere.json"))
+    assert result.exit_code == EXIT_OK
+    assert (tmp_path / "elsewhere.json").is_file()
+
+
+def test_failed_gate_exits_1_and_says_which(check):
+    result = check("--fail-under-rr", "1.01")
+    assert result.exit_code == EXIT_GATE_FAILED
+    assert "FAIL" in result.stderr
+
+
+def test_passed_gates_exit_0(check):
+    assert check("--fail-under-ra", "0", "--fail-under-rr", "0").exit_code == EXIT_OK
+
+
+def test_preprocessing_flags_reach_the_results(data_dir, tmp_path):
+    model = build_model(tmp_path / "dynamic.onnx", size=("H", "W"))
+    result = run("check", str(model), "--data", str(data_dir), "-o",
+                 str(tmp_path / "out" / "report.html"), "-p", "contrast", "--size", "8x12", "--resize", "letterbox", "--pad-value", "114",
+                   "--mean", "0.1,0.2,0.3", "--std", "1,1,1", "--scale", "1/255",
+                   "--interpolation", "area", "--tolerance", "0.05,0.1,0.3",
+                   "--repeats", "2", "--seed", "3", "--threshold", "0.4",
+                   "--positive-class", "fake", "--limit", "10", "--classes", "real,fake")
+    assert result.exit_code == EXIT_OK, result.stderr
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    prep = data["model"]["preprocess"]
+    assert prep["size"] == [8, 12] and prep["resize"] == "letterbox"
+    assert prep["pad_value"] == 114 and prep["interpolation"] == "area"
+    assert data["model"]["preprocess_sources"]["size"] == "flag"
+    assert list(data["results"][0]["rr"]) == ["0.05", "0.1", "0.3"]
+    assert data["config"]["repeats"] == 2 and data["config"]["seed"] == 3
+    assert data["data"]["n_samples"] == 10
+
+
+def one_line_error(result, text: str) -> None:
+    assert result.exit_code == EXIT_CANNOT_RUN
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert text in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_missing_model_exits_2(data_dir, tmp_path):
+    one_line_error(run("check", str(tmp_path / "nope.onnx"), "--data", str(data_dir)),
+                   "model file not found")
+
+
+def test_non_onnx_file_exits_2(data_dir, tmp_path):
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_text("this is not a model")
+    one_line_error(run("check", str(bogus), "--data", str(data_dir)), "not")
+
+
+def test_folder_without_images_exits_2(binary_model, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(run("check", str(binary_model), "--data", str(empty)), "no images found")
+
+
+def test_bad_perturbation_spec_exits_2(check):
+    one_line_error(check("-p", "jpeg_compression:quality=abc"), "not a number")
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--size", "big"], "expected HxW"),
+    (["--mean", "1,2"], "expected 3 numbers"),
+    (["--suite", "nope"], "nope"),
+])
+def test_bad_option_values_exit_2(check, args, text):
+    result = check(*args)
+    assert result.exit_code == EXIT_CANNOT_RUN and text in result.stderr
+
+
+def test_perturbations_command_lists_the_registry():
+    result = run("perturbations", "--suite", "quick")
+    assert result.exit_code == 0
+    names = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert names[0] == "gaussian_noise" and "linf_noise" in names
+    assert "quality=25" in result.stdout
+
+
+def test_python_dash_m_runs_the_same_cli():
+    out = subprocess.run([sys.executable, "-m", "auditor", "--version"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("auditor, version")
