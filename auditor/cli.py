@@ -18,7 +18,13 @@ import click
 from auditor import __version__
 from auditor.config import DEFAULT_TOLERANCES, DELTA_NORMS, AuditConfig, ModelOptions
 from auditor.config import PreprocessOptions as Prep
-from auditor.errors import EXIT_CANNOT_RUN, EXIT_GATE_FAILED, EXIT_OK, AuditorError
+from auditor.errors import (
+    EXIT_CANNOT_RUN,
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    AuditorError,
+    OutputError,
+)
 from auditor.outputs import OUTPUT_KINDS
 from auditor.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, LAYOUTS, PAD_ALIGNS, RESIZE_MODES
 
@@ -103,39 +109,90 @@ def main() -> None:
 
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
-              help="Folder with one sub-folder per class, a CSV/JSONL manifest (path,label), "
-                   "or a folder of unlabelled images.")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder with one sub-folder per class, a CSV/JSONL manifest (path,label), "
+    "or a folder of unlabelled images.",
+)
 @click.option("--classes", help="Class names in the model's output order, comma-separated.")
-@click.option("-p", "--perturbation", "perturbations", multiple=True, metavar="SPEC",
-              help="Repeatable: NAME or NAME:PARAM=v1,v2,... (overrides --suite).")
-@click.option("--suite", default="quick", show_default=True,
-              type=click.Choice(_suite_names()), help="Named set of perturbations.")
-@click.option("--tolerance", "tolerances", type=NumberList(), default=",".join(
-              map(str, DEFAULT_TOLERANCES)), show_default=True, help="RR tolerances b.")
-@click.option("--headline-tolerance", type=Number(), default=0.1, show_default=True,
-              help="The tolerance b of the headline RR and of --fail-under-rr.")
-@click.option("--delta-norm", type=click.Choice(DELTA_NORMS), default="linf",
-              show_default=True, help="How the change of the probability vector is measured.")
-@click.option("--repeats", type=int, default=1, show_default=True,
-              help="Random draws per sample and level; a sample counts only if all pass.")
+@click.option(
+    "-p",
+    "--perturbation",
+    "perturbations",
+    multiple=True,
+    metavar="SPEC",
+    help="Repeatable: NAME or NAME:PARAM=v1,v2,... (overrides --suite).",
+)
+@click.option(
+    "--suite",
+    default="quick",
+    show_default=True,
+    type=click.Choice(_suite_names()),
+    help="Named set of perturbations.",
+)
+@click.option(
+    "--tolerance",
+    "tolerances",
+    type=NumberList(),
+    default=",".join(map(str, DEFAULT_TOLERANCES)),
+    show_default=True,
+    help="RR tolerances b.",
+)
+@click.option(
+    "--headline-tolerance",
+    type=Number(),
+    default=0.1,
+    show_default=True,
+    help="The tolerance b of the headline RR and of --fail-under-rr.",
+)
+@click.option(
+    "--delta-norm",
+    type=click.Choice(DELTA_NORMS),
+    default="linf",
+    show_default=True,
+    help="How the change of the probability vector is measured.",
+)
+@click.option(
+    "--repeats",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Random draws per sample and level; a sample counts only if all pass.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--limit", type=int, help="Audit at most N samples (stratified by class).")
-@click.option("--batch-size", type=int, default=32, show_default=True,
-              help="Images per model call; results do not depend on it.")
-@click.option("--threshold", type=Number(), default=0.5, show_default=True,
-              help="Decision threshold of a binary model.")
-@click.option("--positive-class", help="Positive class of a binary model (default: 'fake', "
-              "else index 1).")
-@click.option("--scale-to-input/--no-scale-to-input", default=True, show_default=True,
-              help="Scale pixel-sized perturbation parameters to the image size.")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=32,
+    show_default=True,
+    help="Images per model call; results do not depend on it.",
+)
+@click.option(
+    "--threshold",
+    type=Number(),
+    default=0.5,
+    show_default=True,
+    help="Decision threshold of a binary model.",
+)
+@click.option(
+    "--positive-class", help="Positive class of a binary model (default: 'fake', else index 1)."
+)
+@click.option(
+    "--scale-to-input/--no-scale-to-input",
+    default=True,
+    show_default=True,
+    help="Scale pixel-sized perturbation parameters to the image size.",
+)
 @click.option("--size", type=Size(), help="Model input size HxW (default: from the model).")
 @click.option("--resize", type=click.Choice(RESIZE_MODES), help="[default: stretch]")
 @click.option("--crop-ratio", type=Number(), help="For --resize crop [default: 0.875].")
 @click.option("--pad-value", type=Number(), help="For --resize letterbox, 0..255 [default: 0].")
 @click.option("--pad-align", type=click.Choice(PAD_ALIGNS), help="[default: center]")
-@click.option("--interpolation", type=click.Choice(tuple(INTERPOLATIONS)),
-              help="[default: linear]")
+@click.option("--interpolation", type=click.Choice(tuple(INTERPOLATIONS)), help="[default: linear]")
 @click.option("--channel-order", type=click.Choice(CHANNEL_ORDERS), help="[default: rgb]")
 @click.option("--scale", type=Number(), help="x = (pixel * scale - mean) / std [default: 1/255].")
 @click.option("--mean", type=NumberList(3), help="Three numbers [default: 0,0,0].")
@@ -143,31 +200,63 @@ def main() -> None:
 @click.option("--layout", type=click.Choice(LAYOUTS), help="[default: from the input shape]")
 @click.option("--input", "input_name", help="Model input to feed when it has several.")
 @click.option("--output-name", help="Model output to read when it has several.")
-@click.option("--output-kind", type=click.Choice(OUTPUT_KINDS), default="auto",
-              show_default=True, help="Read the output as probabilities or logits.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("auditor-report.html"), show_default=True, help="HTML report.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Results JSON [default: the report's path with suffix .json].")
+@click.option(
+    "--output-kind",
+    type=click.Choice(OUTPUT_KINDS),
+    default="auto",
+    show_default=True,
+    help="Read the output as probabilities or logits.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("auditor-report.html"),
+    show_default=True,
+    help="HTML report.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Results JSON [default: the report's path with suffix .json].",
+)
 @click.option("--fail-under-ra", type=Number(), help="Exit 1 if any level's RA is below X.")
-@click.option("--fail-under-rr", type=Number(),
-              help="Exit 1 if any level's headline RR is below X.")
+@click.option(
+    "--fail-under-rr", type=Number(), help="Exit 1 if any level's headline RR is below X."
+)
 @_reports_errors
 def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the HTML report and results JSON."""
     from auditor.engine import run_audit
     from auditor.progress import ProgressBar
-    from auditor.report import summary_line, write_report
-    from auditor.results import write_json
+    from auditor.report import summary_line
 
     config = _config_from(options)
     results = run_audit(config, ProgressBar("auditing"))
     json_path = options["json_path"] or options["output"].with_suffix(".json")
-    write_json(results, json_path)  # first: the measurements survive a failed render
-    write_report(results, options["output"])
+    _write_outputs(results, json_path, options["output"])
     click.echo(summary_line(results), err=True)
     click.echo(f"auditor: wrote {options['output']} and {json_path}", err=True)
     sys.exit(EXIT_OK if results.verdict.passed else EXIT_GATE_FAILED)
+
+
+def _write_outputs(results: Any, json_path: Path, html_path: Path) -> None:
+    """Write the JSON first, so the measurements survive a report that cannot be written."""
+    from auditor.report import write_report
+    from auditor.results import write_json
+
+    try:
+        write_json(results, json_path)
+    except OSError as exc:
+        raise OutputError(f"cannot write the results to {json_path}: {exc.strerror}") from exc
+    try:
+        write_report(results, html_path)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the report to {html_path}: {exc.strerror}; the results were "
+            f"saved to {json_path}"
+        ) from exc
 
 
 def _config_from(options: dict[str, Any]) -> AuditConfig:
@@ -177,17 +266,30 @@ def _config_from(options: dict[str, Any]) -> AuditConfig:
     model = ModelOptions(
         preprocess=prep,
         classes=tuple(c.strip() for c in classes.split(",")) if classes else None,
-        positive_class=options["positive_class"], output_kind=options["output_kind"],
-        input_name=options["input_name"], output_name=options["output_name"])
+        positive_class=options["positive_class"],
+        output_kind=options["output_kind"],
+        input_name=options["input_name"],
+        output_name=options["output_name"],
+    )
     return AuditConfig(
-        model_path=options["model"], data_path=options["data_path"], model=model,
-        perturbations=options["perturbations"], suite=options["suite"],
-        tolerances=options["tolerances"], headline_tolerance=options["headline_tolerance"],
-        delta_norm=options["delta_norm"], repeats=options["repeats"], seed=options["seed"],
-        limit=options["limit"], threshold=options["threshold"],
-        batch_size=options["batch_size"], scale_to_input=options["scale_to_input"],
-        fail_under_ra=options["fail_under_ra"], fail_under_rr=options["fail_under_rr"],
-        command_line=("auditor", *sys.argv[1:]))
+        model_path=options["model"],
+        data_path=options["data_path"],
+        model=model,
+        perturbations=options["perturbations"],
+        suite=options["suite"],
+        tolerances=options["tolerances"],
+        headline_tolerance=options["headline_tolerance"],
+        delta_norm=options["delta_norm"],
+        repeats=options["repeats"],
+        seed=options["seed"],
+        limit=options["limit"],
+        threshold=options["threshold"],
+        batch_size=options["batch_size"],
+        scale_to_input=options["scale_to_input"],
+        fail_under_ra=options["fail_under_ra"],
+        fail_under_rr=options["fail_under_rr"],
+        command_line=("auditor", *sys.argv[1:]),
+    )
 
 
 @main.command("perturbations")

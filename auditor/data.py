@@ -83,8 +83,7 @@ def _from_folder(root: Path) -> Dataset:
         samples = [Sample(_key(p, root), p, None) for p in _images_under(root)]
         return Dataset(root, "unlabelled", samples)
     samples = [Sample(_key(p, root), p, d.name) for d in class_dirs for p in _images_under(d)]
-    strays = [Skipped(_key(p, root), "image outside the class folders")
-              for p in _images_in(root)]
+    strays = [Skipped(_key(p, root), "image outside the class folders") for p in _images_in(root)]
     return Dataset(root, "folders", samples, strays)
 
 
@@ -132,8 +131,9 @@ def _manifest_rows(manifest: Path) -> Iterable[tuple[str, str | None]]:
                     row = json.loads(line)
                     yield str(row["path"]), _label(row.get("label"))
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    raise DataError(f"{manifest}:{number}: expected a JSON object with "
-                                    "'path' (and 'label')") from None
+                    raise DataError(
+                        f"{manifest}:{number}: expected a JSON object with 'path' (and 'label')"
+                    ) from None
         return
     reader = csv.DictReader(text.splitlines())
     if not reader.fieldnames or "path" not in reader.fieldnames:

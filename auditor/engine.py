@@ -63,8 +63,9 @@ def run_audit(config: AuditConfig, progress: Progress | None = None) -> AuditRes
     model = load_model(config.model_path, config.model)
     dataset = data.discover(config.data_path, config.limit)
     if config.fail_under_ra is not None and not dataset.labelled:
-        raise ConfigError("--fail-under-ra needs labelled data (class folders or a manifest "
-                          "with labels)")
+        raise ConfigError(
+            "--fail-under-ra needs labelled data (class folders or a manifest with labels)"
+        )
     if config.delta_norm == "true-class" and not dataset.labelled:
         raise ConfigError("the true-class delta norm needs labelled data")
     label_of = _label_indexer(model, dataset)
@@ -78,15 +79,21 @@ def run_audit(config: AuditConfig, progress: Progress | None = None) -> AuditRes
             _score_batch(decoded, model, planned, config, label_of, collected, counter)
     if not collected.clean:
         first = collected.skipped[0].reason if collected.skipped else "none decoded"
-        raise DataError(f"{config.data_path}: no usable images; all {len(dataset.samples)} "
-                        f"were skipped (first reason: {first})")
+        raise DataError(
+            f"{config.data_path}: no usable images; all {len(dataset.samples)} "
+            f"were skipped (first reason: {first})"
+        )
     return _assemble(config, model, dataset, planned, collected, started)
 
 
 def _score_batch(
-    decoded: list[tuple[data.Sample, Image]], model: Model,
-    planned: Sequence[PlannedPerturbation], config: AuditConfig,
-    label_of: Callable[[data.Sample], int], collected: _Collected, counter: _Counter,
+    decoded: list[tuple[data.Sample, Image]],
+    model: Model,
+    planned: Sequence[PlannedPerturbation],
+    config: AuditConfig,
+    label_of: Callable[[data.Sample], int],
+    collected: _Collected,
+    counter: _Counter,
 ) -> None:
     """Score one batch clean and under every perturbation level."""
     images = [image for _, image in decoded]
@@ -95,25 +102,36 @@ def _score_batch(
     counter.advance(len(decoded))
     want_thumbnails = not collected.thumbnails
     if want_thumbnails:
-        collected.thumbnails = {"sample": decoded[0][0].key,
-                                "clean": thumbnails.data_uri(images[0]), "levels": {}}
+        collected.thumbnails = {
+            "sample": decoded[0][0].key,
+            "clean": thumbnails.data_uri(images[0]),
+            "levels": {},
+        }
     for pi, pp in enumerate(planned):
         for li, params in enumerate(pp.levels, start=1):
             repeats = []
             for repeat in range(config.repeats):
-                perturbed = [_perturb(pp, params, sample, image, li, repeat, config)
-                             for sample, image in decoded]
+                perturbed = [
+                    _perturb(pp, params, sample, image, li, repeat, config)
+                    for sample, image in decoded
+                ]
                 repeats.append(model.predict(perturbed))
                 if want_thumbnails and repeat == 0:
                     collected.thumbnails["levels"].setdefault(pp.name, []).append(
-                        thumbnails.data_uri(perturbed[0]))
+                        thumbnails.data_uri(perturbed[0])
+                    )
                 counter.advance(len(decoded))
             collected.perturbed.setdefault((pi, li), []).append(np.stack(repeats))
 
 
 def _perturb(
-    pp: PlannedPerturbation, params: dict[str, float], sample: data.Sample, image: Image,
-    level: int, repeat: int, config: AuditConfig,
+    pp: PlannedPerturbation,
+    params: dict[str, float],
+    sample: data.Sample,
+    image: Image,
+    level: int,
+    repeat: int,
+    config: AuditConfig,
 ) -> Image:
     rng = derive_rng(config.seed, sample.key, pp.name, level, repeat)
     return perturbations.apply(pp.name, image, params, rng, config.scale_to_input)
@@ -143,14 +161,20 @@ def _label_indexer(model: Model, dataset: data.Dataset) -> Callable[[data.Sample
     index = {name: i for i, name in enumerate(classes)}
     for label in dataset.label_names:
         if label not in index and not (label.isdigit() and int(label) < len(classes)):
-            raise DataError(f"{dataset.path}: label '{label}' is not one of the model's "
-                            f"classes ({', '.join(classes)}); name the classes with --classes")
+            raise DataError(
+                f"{dataset.path}: label '{label}' is not one of the model's "
+                f"classes ({', '.join(classes)}); name the classes with --classes"
+            )
     return lambda s: index[s.label] if s.label in index else int(s.label or 0)
 
 
 def _assemble(
-    config: AuditConfig, model: Model, dataset: data.Dataset,
-    planned: Sequence[PlannedPerturbation], collected: _Collected, started: str,
+    config: AuditConfig,
+    model: Model,
+    dataset: data.Dataset,
+    planned: Sequence[PlannedPerturbation],
+    collected: _Collected,
+    started: str,
 ) -> AuditResults:
     """Compute every metric from what was collected and build the results object."""
     keys = [tolerance_key(b) for b in config.tolerances]
@@ -164,26 +188,48 @@ def _assemble(
         for li, params in enumerate(pp.levels, start=1):
             perturbed = np.concatenate(collected.perturbed[(pi, li)], axis=1)
             values = metrics.level_metrics(
-                clean, perturbed, labels, tolerances=config.tolerances, tolerance_keys=keys,
-                threshold=config.threshold, positive=positive, class_names=classes,
-                delta_norm=config.delta_norm, clean_accuracy=clean_summary["accuracy"])
-            levels.append(LevelResult(perturbation=pp.name, family=pp.perturbation.family,
-                                      level=li, params=dict(params), **values))
+                clean,
+                perturbed,
+                labels,
+                tolerances=config.tolerances,
+                tolerance_keys=keys,
+                threshold=config.threshold,
+                positive=positive,
+                class_names=classes,
+                delta_norm=config.delta_norm,
+                clean_accuracy=clean_summary["accuracy"],
+            )
+            levels.append(
+                LevelResult(
+                    perturbation=pp.name,
+                    family=pp.perturbation.family,
+                    level=li,
+                    params=dict(params),
+                    **values,
+                )
+            )
     headline = tolerance_key(config.headline_tolerance)
     return AuditResults(
-        auditor_version=__version__, created_at=_now(), started_at=started,
-        finished_at=_now(), model=model.describe(),
+        auditor_version=__version__,
+        created_at=_now(),
+        started_at=started,
+        finished_at=_now(),
+        model=model.describe(),
         data=_describe_data(dataset, collected, classes),
         config=_describe_config(config, planned, keys, model),
-        environment=environment.describe(model.provider), clean=clean_summary,
-        results=levels, summary=_summaries(planned, levels, keys, clean_summary["accuracy"]),
+        environment=environment.describe(model.provider),
+        clean=clean_summary,
+        results=levels,
+        summary=_summaries(planned, levels, keys, clean_summary["accuracy"]),
         thumbnails=collected.thumbnails,
         verdict=gates.evaluate(levels, headline, config.fail_under_ra, config.fail_under_rr),
     )
 
 
 def _summaries(
-    planned: Sequence[PlannedPerturbation], levels: Sequence[LevelResult], keys: Sequence[str],
+    planned: Sequence[PlannedPerturbation],
+    levels: Sequence[LevelResult],
+    keys: Sequence[str],
     clean_accuracy: float | None,
 ) -> list[PerturbationSummary]:
     out = []
@@ -191,14 +237,21 @@ def _summaries(
         mine = [lv for lv in levels if lv.perturbation == pp.name]
         ras = [lv.ra for lv in mine if lv.ra is not None]
         labelled = clean_accuracy is not None and len(ras) == len(mine)
-        out.append(PerturbationSummary(
-            perturbation=pp.name, family=pp.perturbation.family, levels=len(mine),
-            mean_ra=metrics.rounded(float(np.mean(ras))) if labelled else None,
-            mean_rr={k: metrics.rounded(float(np.mean([lv.rr[k] for lv in mine]))) for k in keys},
-            area_ra=metrics.area_under(clean_accuracy, ras) if labelled and clean_accuracy
-            is not None else None,
-            area_rr={k: metrics.area_under(1.0, [lv.rr[k] for lv in mine]) for k in keys},
-        ))
+        out.append(
+            PerturbationSummary(
+                perturbation=pp.name,
+                family=pp.perturbation.family,
+                levels=len(mine),
+                mean_ra=metrics.rounded(float(np.mean(ras))) if labelled else None,
+                mean_rr={
+                    k: metrics.rounded(float(np.mean([lv.rr[k] for lv in mine]))) for k in keys
+                },
+                area_ra=metrics.area_under(clean_accuracy, ras)
+                if labelled and clean_accuracy is not None
+                else None,
+                area_rr={k: metrics.area_under(1.0, [lv.rr[k] for lv in mine]) for k in keys},
+            )
+        )
     return out
 
 
@@ -224,16 +277,21 @@ def _describe_data(
 
 
 def _describe_config(
-    config: AuditConfig, planned: Sequence[PlannedPerturbation], keys: Sequence[str],
+    config: AuditConfig,
+    planned: Sequence[PlannedPerturbation],
+    keys: Sequence[str],
     model: Model,
 ) -> dict[str, Any]:
     return {
         "suite": None if config.perturbations else config.suite,
         "perturbations": [
-            {"name": pp.name, "family": pp.perturbation.family,
-             "description": pp.perturbation.description,
-             "pixel_params": list(pp.perturbation.pixel_params),
-             "levels": [dict(lv) for lv in pp.levels]}
+            {
+                "name": pp.name,
+                "family": pp.perturbation.family,
+                "description": pp.perturbation.description,
+                "pixel_params": list(pp.perturbation.pixel_params),
+                "levels": [dict(lv) for lv in pp.levels],
+            }
             for pp in planned
         ],
         "tolerances": list(config.tolerances),
@@ -259,8 +317,9 @@ def _check_config(config: AuditConfig) -> None:
     if not config.tolerances or any(not 0 <= b <= 1 for b in config.tolerances):
         raise ConfigError("tolerances must be numbers in [0, 1]")
     if config.headline_tolerance not in config.tolerances:
-        raise ConfigError(f"the headline tolerance {config.headline_tolerance:g} must be one "
-                          "of the tolerances")
+        raise ConfigError(
+            f"the headline tolerance {config.headline_tolerance:g} must be one of the tolerances"
+        )
     if config.repeats < 1:
         raise ConfigError("--repeats must be at least 1")
     if config.batch_size < 1:

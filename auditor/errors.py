@@ -34,5 +34,9 @@ class DataError(AuditorError):
     """The data folder or manifest gives no usable samples."""
 
 
+class OutputError(AuditorError):
+    """A report or results file cannot be written."""
+
+
 class SampleError(AuditorError):
     """One sample cannot be used; it is skipped with this message as the reason."""

@@ -76,7 +76,10 @@ def roc_auc(scores: Probs, positives: NDArray[np.bool_]) -> float | None:
 
 
 def clean_metrics(
-    clean: Probs, labels: Labels | None, threshold: float, positive: int | None,
+    clean: Probs,
+    labels: Labels | None,
+    threshold: float,
+    positive: int | None,
     class_names: Sequence[str],
 ) -> dict[str, Any]:
     """Return clean accuracy with its interval, per-class accuracy and AUC."""
@@ -92,14 +95,27 @@ def clean_metrics(
             per_class[name] = {"n": m, "accuracy": rounded(k / m), "accuracy_ci": wilson(k, m)}
     auc = roc_auc(clean[:, positive], labels == positive) if positive is not None else None
     k = int(correct.sum())
-    return {"n": n, "accuracy": rounded(k / n), "accuracy_ci": wilson(k, n),
-            "per_class": per_class, "auc": auc}
+    return {
+        "n": n,
+        "accuracy": rounded(k / n),
+        "accuracy_ci": wilson(k, n),
+        "per_class": per_class,
+        "auc": auc,
+    }
 
 
 def level_metrics(
-    clean: Probs, perturbed: Probs, labels: Labels | None, *, tolerances: Sequence[float],
-    tolerance_keys: Sequence[str], threshold: float, positive: int | None,
-    class_names: Sequence[str], delta_norm: str, clean_accuracy: float | None,
+    clean: Probs,
+    perturbed: Probs,
+    labels: Labels | None,
+    *,
+    tolerances: Sequence[float],
+    tolerance_keys: Sequence[str],
+    threshold: float,
+    positive: int | None,
+    class_names: Sequence[str],
+    delta_norm: str,
+    clean_accuracy: float | None,
 ) -> dict[str, Any]:
     """Return the metrics of one perturbation level (the LevelResult fields it owns)."""
     n = clean.shape[0]
@@ -114,11 +130,19 @@ def level_metrics(
         "rr_ci": {key: wilson(int(mask.sum()), n) for key, mask in within.items()},
         "flip_rate": rounded(flips / n),
         "flip_rate_ci": wilson(flips, n),
-        "delta_quantiles": {"p50": rounded(np.quantile(worst, 0.5)),
-                            "p90": rounded(np.quantile(worst, 0.9)), "max": rounded(worst.max())},
-        "rr_curve": [[float(b), rounded(float(np.mean(worst <= b + FLOAT_SLACK)))]
-                     for b in CURVE_TOLERANCES],
-        "ra": None, "ra_ci": None, "ra_drop": None, "per_class": {}, "auc": None,
+        "delta_quantiles": {
+            "p50": rounded(np.quantile(worst, 0.5)),
+            "p90": rounded(np.quantile(worst, 0.9)),
+            "max": rounded(worst.max()),
+        },
+        "rr_curve": [
+            [float(b), rounded(float(np.mean(worst <= b + FLOAT_SLACK)))] for b in CURVE_TOLERANCES
+        ],
+        "ra": None,
+        "ra_ci": None,
+        "ra_drop": None,
+        "per_class": {},
+        "auc": None,
     }
     if labels is not None:
         robust = (decisions == labels[None]).all(axis=0)
@@ -133,8 +157,12 @@ def level_metrics(
 
 
 def _per_class(
-    clean: Probs, perturbed: Probs, labels: Labels, robust: NDArray[np.bool_],
-    positive: int | None, class_names: Sequence[str],
+    clean: Probs,
+    perturbed: Probs,
+    labels: Labels,
+    robust: NDArray[np.bool_],
+    positive: int | None,
+    class_names: Sequence[str],
 ) -> dict[str, dict[str, Any]]:
     """RA per true class and, for binary models, the mean shift of p(positive)."""
     out = {}

@@ -55,8 +55,8 @@ class Model:
         raw = self._run(tensor)
         if self.output_kind is None:
             self.output_kind, self.output_kind_evidence = outputs.detect_kind(
-                raw, self.options.output_kind, self.metadata.get("output_kind"),
-                self._graph_hint)
+                raw, self.options.output_kind, self.metadata.get("output_kind"), self._graph_hint
+            )
         return outputs.normalize(raw, self.output_kind)
 
     def _run(self, tensor: NDArray[Any]) -> NDArray[np.float64]:
@@ -89,10 +89,13 @@ class Model:
             elif len(self.classes) != expected:
                 raise ConfigError(
                     f"{len(self.classes)} class names ({', '.join(self.classes)}) but the "
-                    f"model output '{self.output_name}' gives {expected} classes")
+                    f"model output '{self.output_name}' gives {expected} classes"
+                )
         elif width != self.num_outputs:
-            raise ModelError(f"{self.path}: output width changed from {self.num_outputs} "
-                             f"to {width} between batches")
+            raise ModelError(
+                f"{self.path}: output width changed from {self.num_outputs} "
+                f"to {width} between batches"
+            )
 
     @property
     def task(self) -> str:
@@ -106,8 +109,9 @@ class Model:
         wanted = self.options.positive_class or self.metadata.get("positive_class")
         if wanted is not None:
             if wanted not in self.classes:
-                raise ConfigError(f"positive class '{wanted}' is not one of the classes "
-                                  f"{', '.join(self.classes)}")
+                raise ConfigError(
+                    f"positive class '{wanted}' is not one of the classes {', '.join(self.classes)}"
+                )
             return self.classes.index(wanted)
         return self.classes.index("fake") if "fake" in self.classes else 1
 
@@ -124,7 +128,8 @@ class Model:
             "output_kind_evidence": self.output_kind_evidence,
             "classes": self.classes,
             "task": self.task,
-            "positive_class": self.classes[positive] if positive is not None and self.classes
+            "positive_class": self.classes[positive]
+            if positive is not None and self.classes
             else None,
             "preprocess": self.prep.as_dict(),
             "preprocess_sources": dict(self.prep.sources),
@@ -144,20 +149,30 @@ def load_model(path: Path, options: ModelOptions) -> Model:
     dtype = TENSOR_DTYPES.get(input_meta.type)
     shape = list(input_meta.shape)
     if dtype is None or len(shape) != 4:
-        raise ModelError(f"{path}: expected an image input of rank 4 in float32 or float16, "
-                         f"found '{input_meta.name}' {input_meta.type} {shape}")
+        raise ModelError(
+            f"{path}: expected an image input of rank 4 in float32 or float16, "
+            f"found '{input_meta.name}' {input_meta.type} {shape}"
+        )
     layout, size = _infer_layout(shape)
     prep = preprocess.resolve(options.preprocess, metadata, size, layout)
     if size is not None and prep.size != size:
-        raise ConfigError(f"{path}: size {prep.size[0]}x{prep.size[1]} (from "
-                          f"{prep.sources['size']}) does not match the model's fixed input "
-                          f"size {size[0]}x{size[1]}")
+        raise ConfigError(
+            f"{path}: size {prep.size[0]}x{prep.size[1]} (from "
+            f"{prep.sources['size']}) does not match the model's fixed input "
+            f"size {size[0]}x{size[1]}"
+        )
     classes = options.classes or metadata.get("classes")
     return Model(
-        path=path, session=session, proto_info=_describe_proto(proto, path, session),
-        input_name=input_meta.name, input_dtype=dtype,
+        path=path,
+        session=session,
+        proto_info=_describe_proto(proto, path, session),
+        input_name=input_meta.name,
+        input_dtype=dtype,
         batch=shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None,
-        output_name=output_meta.name, prep=prep, options=options, metadata=metadata,
+        output_name=output_meta.name,
+        prep=prep,
+        options=options,
+        metadata=metadata,
         classes=[str(c) for c in classes] if classes else None,
         provider=session.get_providers()[0],
         _graph_hint=outputs.graph_hint(proto, output_meta.name),
@@ -174,8 +189,9 @@ def _read_proto(path: Path) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
-        raise ModelError(f"{path}: the ONNX checker rejected the model: "
-                         f"{_first_line(exc)}") from exc
+        raise ModelError(
+            f"{path}: the ONNX checker rejected the model: {_first_line(exc)}"
+        ) from exc
     return proto
 
 
@@ -199,13 +215,15 @@ def import_runtime() -> Any:
     if len(installed) > 1:
         raise RuntimeMissingError(
             f"both {' and '.join(installed)} are installed and overwrite each other's files: "
-            "uninstall both, then install one extra ('auditor[cpu]' or 'auditor[gpu]')")
+            "uninstall both, then install one extra ('auditor[cpu]' or 'auditor[gpu]')"
+        )
     try:
         import onnxruntime as ort
     except ImportError:
         raise RuntimeMissingError(
             "onnxruntime is not installed: install auditor with the 'cpu' extra "
-            "(pip install 'auditor[cpu]') or the 'gpu' extra for CUDA") from None
+            "(pip install 'auditor[cpu]') or the 'gpu' extra for CUDA"
+        ) from None
     return ort
 
 
@@ -227,11 +245,9 @@ def _open_session(path: Path, options: ModelOptions) -> Any:
     session_options.intra_op_num_threads = options.threads
     session_options.log_severity_level = 3  # errors only; warnings would clutter stderr
     try:
-        return ort.InferenceSession(
-            str(path), session_options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelError(f"{path}: onnxruntime cannot load the model: "
-                         f"{_first_line(exc)}") from exc
+        raise ModelError(f"{path}: onnxruntime cannot load the model: {_first_line(exc)}") from exc
 
 
 def _pick(items: Sequence[Any], wanted: str | None, what: str, flag: str, path: Path) -> Any:
@@ -241,8 +257,10 @@ def _pick(items: Sequence[Any], wanted: str | None, what: str, flag: str, path: 
             raise ConfigError(f"{path}: no {what} named '{wanted}'; found {', '.join(names)}")
         return items[names.index(wanted)]
     if len(items) > 1:
-        raise ConfigError(f"{path}: the model has several {what}s ({', '.join(names)}): "
-                          f"choose one with {flag} NAME")
+        raise ConfigError(
+            f"{path}: the model has several {what}s ({', '.join(names)}): "
+            f"choose one with {flag} NAME"
+        )
     return items[0]
 
 
@@ -253,12 +271,15 @@ def _pick_output(items: Sequence[Any], wanted: str | None, path: Path) -> Any:
     for item in items:
         if len(item.shape) in (1, 2):
             return item
-    raise ModelError(f"{path}: no output shaped [N, K] among "
-                     f"{', '.join(i.name for i in items)}; choose one with --output-name")
+    raise ModelError(
+        f"{path}: no output shaped [N, K] among "
+        f"{', '.join(i.name for i in items)}; choose one with --output-name"
+    )
 
 
 def _infer_layout(shape: list[Any]) -> tuple[str | None, tuple[int, int] | None]:
     """Infer the layout from which axis has 3 channels, and the static (H, W) if any."""
+
     def static(d: Any) -> int | None:
         return d if isinstance(d, int) and d > 0 else None
 
@@ -277,16 +298,23 @@ def _infer_layout(shape: list[Any]) -> tuple[str | None, tuple[int, int] | None]
 
 def _describe_proto(proto: onnx.ModelProto, path: Path, session: Any) -> dict[str, Any]:
     def io(items: Sequence[Any]) -> list[dict[str, Any]]:
-        return [{"name": i.name, "shape": [d if isinstance(d, int) else str(d) for d in i.shape],
-                 "dtype": i.type} for i in items]
+        return [
+            {
+                "name": i.name,
+                "shape": [d if isinstance(d, int) else str(d) for d in i.shape],
+                "dtype": i.type,
+            }
+            for i in items
+        ]
 
     return {
         "path": str(path),
         "file_name": path.name,
         "sha256": _sha256(path),
         "size_bytes": path.stat().st_size,
-        "opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
-                     default=None),
+        "opset": max(
+            (o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None
+        ),
         "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
         "inputs": io(session.get_inputs()),
         "outputs": io(session.get_outputs()),

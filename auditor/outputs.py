@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor.errors import ConfigError
+from auditor.errors import ConfigError, ModelError
 
 OUTPUT_KINDS = ("auto", "probs", "logits")
 _PROBABILITY_OPS = {"Softmax", "Sigmoid"}
@@ -49,12 +49,18 @@ def detect_kind(
     sums = raw.sum(axis=1)
     if in_unit and np.all(np.abs(sums - 1.0) <= _ROW_SUM_TOLERANCE):
         return "probs", f"{span} and every row sums to 1: read as probabilities"
-    return "logits", (f"{span}; rows sum to {sums.min():.4g}..{sums.max():.4g}, not 1: "
-                      "read as logits (softmax)")
+    return "logits", (
+        f"{span}; rows sum to {sums.min():.4g}..{sums.max():.4g}, not 1: read as logits (softmax)"
+    )
 
 
 def normalize(raw: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
     """Return N x K probabilities from `raw` outputs of the given kind (K >= 2)."""
+    if kind == "probs" and (raw.min() < -_ROW_SUM_TOLERANCE or raw.max() > 1 + _ROW_SUM_TOLERANCE):
+        raise ModelError(
+            f"the output was read as probabilities but holds values in "
+            f"[{raw.min():.4g}, {raw.max():.4g}]; if it gives logits, pass --output-kind logits"
+        )
     if raw.shape[1] == 1:
         p = raw[:, 0] if kind == "probs" else _sigmoid(raw[:, 0])
         return np.stack([1.0 - p, p], axis=1)

@@ -97,8 +97,9 @@ def _validated(values: dict[str, Any], sources: dict[str, str]) -> Preprocessing
     """Check each value's type and range; the message names where a bad value came from."""
 
     def fail(key: str, expected: str) -> ConfigError:
-        return ConfigError(f"preprocessing '{key}' from {sources[key]}: expected {expected}, "
-                           f"found {values[key]!r}")
+        return ConfigError(
+            f"preprocessing '{key}' from {sources[key]}: expected {expected}, found {values[key]!r}"
+        )
 
     def choice(key: str, options: Sequence[str]) -> str:
         if str(values[key]).lower() not in options:
@@ -156,8 +157,9 @@ def resize_image(image: NDArray[np.uint8], prep: Preprocessing) -> NDArray[np.ui
     new_h = min(height, max(1, round(h * factor)))
     scaled = cv2.resize(image, (new_w, new_h), interpolation=method)
     canvas = np.full((height, width, 3), np.clip(round(prep.pad_value), 0, 255), np.uint8)
-    top, left = (0, 0) if prep.pad_align == "topleft" else (
-        (height - new_h) // 2, (width - new_w) // 2)
+    top, left = (
+        (0, 0) if prep.pad_align == "topleft" else ((height - new_h) // 2, (width - new_w) // 2)
+    )
     canvas[top : top + new_h, left : left + new_w] = scaled
     return canvas
 

@@ -31,8 +31,10 @@ class ProgressBar:
         rate = done / elapsed if elapsed > 0 else 0.0
         left = (total - done) / rate if rate > 0 else 0.0
         bar = "#" * filled + "-" * (WIDTH - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {done}/{total} "
-                          f"{rate:,.0f}/s, {_clock(left)} left ")
+        self.stream.write(
+            f"\r{self.label} [{bar}] {fraction:4.0%} {done}/{total} "
+            f"{rate:,.0f}/s, {_clock(left)} left "
+        )
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()

@@ -26,13 +26,20 @@ BIAS_3 = np.zeros(3, np.float32)
 
 
 def build_model(
-    path: Path, *, head: str = "softmax", classes: int = 2, layout: str = "nchw",
-    batch: int | str = "N", size: tuple[int | str, int | str] = (16, 16),
-    metadata: dict | None = None, extra_outputs: bool = False,
+    path: Path,
+    *,
+    head: str = "softmax",
+    classes: int = 2,
+    layout: str = "nchw",
+    batch: int | str = "N",
+    size: tuple[int | str, int | str] = (16, 16),
+    metadata: dict | None = None,
+    extra_outputs: bool = False,
 ) -> Path:
     """Write a mean-colour classifier; `head` is softmax, sigmoid or none (raw logits)."""
-    weights, bias = {1: (WEIGHTS_1, BIAS_1), 2: (WEIGHTS_2, BIAS_2),
-                     3: (WEIGHTS_3, BIAS_3)}[classes]
+    weights, bias = {1: (WEIGHTS_1, BIAS_1), 2: (WEIGHTS_2, BIAS_2), 3: (WEIGHTS_3, BIAS_3)}[
+        classes
+    ]
     h, w = size
     shape = [batch, 3, h, w] if layout == "nchw" else [batch, h, w, 3]
     nodes = []
@@ -48,19 +55,25 @@ def build_model(
     final = "logits"
     if head != "none":
         op = {"softmax": "Softmax", "sigmoid": "Sigmoid"}[head]
-        nodes.append(helper.make_node(op, ["logits"], ["scores"], **(
-            {"axis": 1} if op == "Softmax" else {})))
+        nodes.append(
+            helper.make_node(op, ["logits"], ["scores"], **({"axis": 1} if op == "Softmax" else {}))
+        )
         final = "scores"
     outputs = [helper.make_tensor_value_info(final, TensorProto.FLOAT, [batch, classes])]
     if extra_outputs:
-        outputs.insert(0, helper.make_tensor_value_info("pooled", TensorProto.FLOAT,
-                                                        [batch, 3, 1, 1]))
+        outputs.insert(
+            0, helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [batch, 3, 1, 1])
+        )
     graph = helper.make_graph(
-        nodes, "colour_classifier",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)], outputs,
-        initializer=[numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="auditor-tests")
+        nodes,
+        "colour_classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+        outputs,
+        initializer=[numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="auditor-tests"
+    )
     model.ir_version = 8
     if metadata is not None:
         helper.set_model_props(model, {"auditor.preprocess": json.dumps(metadata)})
@@ -69,13 +82,25 @@ def build_model(
     return path
 
 
-def reference_probs(images: list[np.ndarray], classes: int = 2, head: str = "softmax",
-                    size: tuple[int, int] = (16, 16)) -> np.ndarray:
+def reference_probs(
+    images: list[np.ndarray],
+    classes: int = 2,
+    head: str = "softmax",
+    size: tuple[int, int] = (16, 16),
+) -> np.ndarray:
     """Recompute the fixture model's probabilities in numpy (stretch resize, /255)."""
-    weights, bias = {1: (WEIGHTS_1, BIAS_1), 2: (WEIGHTS_2, BIAS_2),
-                     3: (WEIGHTS_3, BIAS_3)}[classes]
-    means = np.stack([cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-                      .astype(np.float64).mean(axis=(0, 1)) / 255 for im in images])
+    weights, bias = {1: (WEIGHTS_1, BIAS_1), 2: (WEIGHTS_2, BIAS_2), 3: (WEIGHTS_3, BIAS_3)}[
+        classes
+    ]
+    means = np.stack(
+        [
+            cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+            .astype(np.float64)
+            .mean(axis=(0, 1))
+            / 255
+            for im in images
+        ]
+    )
     logits = means @ weights.astype(np.float64) + bias
     if classes == 1:
         p = 1 / (1 + np.exp(-logits[:, 0]))
@@ -110,8 +135,9 @@ def write_class_folders(root: Path, per_class: int = 12, seed: int = 0) -> Path:
 
 @pytest.fixture
 def binary_model(tmp_path: Path) -> Path:
-    return build_model(tmp_path / "binary.onnx",
-                       metadata={"classes": ["real", "fake"], "size": [16, 16]})
+    return build_model(
+        tmp_path / "binary.onnx", metadata={"classes": ["real", "fake"], "size": [16, 16]}
+    )
 
 
 @pytest.fixture

@@ -18,12 +18,15 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+def audit(model, data_dir, tmp_path, *extra: str):
+    """`auditor check` of `model` under contrast, writing into tmp_path/out."""
+    report = str(tmp_path / "out" / "report.html")
+    return run("check", str(model), "--data", str(data_dir), "-o", report, "-p", "contrast", *extra)
+
+
 @pytest.fixture
 def check(binary_model, data_dir, tmp_path):
-    def invoke(*extra: str):
-        return run("check", str(binary_model), "--data", str(data_dir), "-o",
-                   str(tmp_path / "out" / "report.html"), "-p", "contrast", *extra)
-    return invoke
+    return lambda *extra: audit(binary_model, data_dir, tmp_path, *extra)
 
 
 def test_check_writes_report_and_json_and_exits_0(check, tmp_path):
@@ -56,12 +59,39 @@ def test_passed_gates_exit_0(check):
 
 def test_preprocessing_flags_reach_the_results(data_dir, tmp_path):
     model = build_model(tmp_path / "dynamic.onnx", size=("H", "W"))
-    result = run("check", str(model), "--data", str(data_dir), "-o",
-                 str(tmp_path / "out" / "report.html"), "-p", "contrast", "--size", "8x12", "--resize", "letterbox", "--pad-value", "114",
-                   "--mean", "0.1,0.2,0.3", "--std", "1,1,1", "--scale", "1/255",
-                   "--interpolation", "area", "--tolerance", "0.05,0.1,0.3",
-                   "--repeats", "2", "--seed", "3", "--threshold", "0.4",
-                   "--positive-class", "fake", "--limit", "10", "--classes", "real,fake")
+    result = audit(
+        model,
+        data_dir,
+        tmp_path,
+        "--size",
+        "8x12",
+        "--resize",
+        "letterbox",
+        "--pad-value",
+        "114",
+        "--mean",
+        "0.1,0.2,0.3",
+        "--std",
+        "1,1,1",
+        "--scale",
+        "1/255",
+        "--interpolation",
+        "area",
+        "--tolerance",
+        "0.05,0.1,0.3",
+        "--repeats",
+        "2",
+        "--seed",
+        "3",
+        "--threshold",
+        "0.4",
+        "--positive-class",
+        "fake",
+        "--limit",
+        "10",
+        "--classes",
+        "real,fake",
+    )
     assert result.exit_code == EXIT_OK, result.stderr
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     prep = data["model"]["preprocess"]
@@ -82,8 +112,9 @@ def one_line_error(result, text: str) -> None:
 
 
 def test_missing_model_exits_2(data_dir, tmp_path):
-    one_line_error(run("check", str(tmp_path / "nope.onnx"), "--data", str(data_dir)),
-                   "model file not found")
+    one_line_error(
+        run("check", str(tmp_path / "nope.onnx"), "--data", str(data_dir)), "model file not found"
+    )
 
 
 def test_non_onnx_file_exits_2(data_dir, tmp_path):
@@ -102,11 +133,14 @@ def test_bad_perturbation_spec_exits_2(check):
     one_line_error(check("-p", "jpeg_compression:quality=abc"), "not a number")
 
 
-@pytest.mark.parametrize("args, text", [
-    (["--size", "big"], "expected HxW"),
-    (["--mean", "1,2"], "expected 3 numbers"),
-    (["--suite", "nope"], "nope"),
-])
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--size", "big"], "expected HxW"),
+        (["--mean", "1,2"], "expected 3 numbers"),
+        (["--suite", "nope"], "nope"),
+    ],
+)
 def test_bad_option_values_exit_2(check, args, text):
     result = check(*args)
     assert result.exit_code == EXIT_CANNOT_RUN and text in result.stderr
@@ -121,6 +155,27 @@ def test_perturbations_command_lists_the_registry():
 
 
 def test_python_dash_m_runs_the_same_cli():
-    out = subprocess.run([sys.executable, "-m", "auditor", "--version"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "auditor", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("auditor, version")
+
+
+def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file where a folder should be")
+    result = run(
+        "check",
+        str(binary_model),
+        "--data",
+        str(data_dir),
+        "-p",
+        "contrast",
+        "-o",
+        str(blocker / "report.html"),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
+    one_line_error(result, "cannot write the report")
+    assert "the results were saved to" in result.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["schema"] == "auditor/results@1"

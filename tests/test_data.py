@@ -27,8 +27,9 @@ def test_unlabelled_folder(tmp_path):
 
 
 def test_csv_and_jsonl_manifests(data_dir):
-    (data_dir / "m.csv").write_text("path,label\nreal/r00.png,real\nfake/f01.png,fake\n"
-                                    "missing.png,real\n")
+    (data_dir / "m.csv").write_text(
+        "path,label\nreal/r00.png,real\nfake/f01.png,fake\nmissing.png,real\n"
+    )
     dataset = discover(data_dir / "m.csv")
     assert [s.label for s in dataset.samples] == ["real", "fake"]
     assert dataset.skipped[0].path == "missing.png"
@@ -43,10 +44,13 @@ def test_manifest_without_path_column(tmp_path):
         discover(tmp_path / "m.csv")
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p, "no images found"),
-    (lambda p: p / "nope", "data path not found"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "no images found"),
+        (lambda p: p / "nope", "data path not found"),
+    ],
+)
 def test_no_usable_data(tmp_path, make, message):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(DataError, match=message):

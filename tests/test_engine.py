@@ -27,15 +27,18 @@ def comparable(results: AuditResults) -> dict:
 
 @pytest.fixture
 def config(binary_model, data_dir):
-    return AuditConfig(model_path=binary_model, data_path=data_dir,
-                       perturbations=("gaussian_noise", "jpeg_compression:quality=50,10"))
+    return AuditConfig(
+        model_path=binary_model,
+        data_path=data_dir,
+        perturbations=("gaussian_noise", "jpeg_compression:quality=50,10"),
+    )
 
 
 def test_one_result_per_perturbation_level_with_every_tolerance(config):
     results = run_audit(config)
     assert [(r.perturbation, r.level) for r in results.results] == [
-        ("gaussian_noise", lv) for lv in range(1, 6)] + [("jpeg_compression", 1),
-                                                          ("jpeg_compression", 2)]
+        ("gaussian_noise", lv) for lv in range(1, 6)
+    ] + [("jpeg_compression", 1), ("jpeg_compression", 2)]
     for r in results.results:
         assert set(r.rr) == {"0.01", "0.05", "0.1", "0.2"} == set(r.rr_ci)
         assert r.n == 24 and 0 <= r.ra <= 1
@@ -59,7 +62,8 @@ def test_seed_changes_random_perturbations_only(config):
     other = [r.delta_quantiles for r in b.results if r.perturbation == "gaussian_noise"]
     assert noise != other
     assert [r.rr for r in a.results if r.perturbation == "jpeg_compression"] == [
-        r.rr for r in b.results if r.perturbation == "jpeg_compression"]
+        r.rr for r in b.results if r.perturbation == "jpeg_compression"
+    ]
 
 
 def test_repeats_are_worst_of_r(config):
@@ -77,8 +81,9 @@ def test_unlabelled_audit_has_rr_and_flip_rate_only(binary_model, tmp_path):
     flat.mkdir()
     for image in data.rglob("*.png"):
         (flat / f"{image.parent.name}_{image.name}").write_bytes(image.read_bytes())
-    results = run_audit(AuditConfig(model_path=binary_model, data_path=flat,
-                                    perturbations=("contrast",)))
+    results = run_audit(
+        AuditConfig(model_path=binary_model, data_path=flat, perturbations=("contrast",))
+    )
     assert results.clean["accuracy"] is None and results.data["kind"] == "unlabelled"
     assert all(r.ra is None and r.rr["0.1"] is not None for r in results.results)
     assert results.summary[0].mean_ra is None
@@ -109,8 +114,7 @@ def test_labels_must_be_model_classes(tmp_path):
 def test_classes_default_to_sorted_folder_names(tmp_path):
     model = build_model(tmp_path / "m.onnx")
     data = write_class_folders(tmp_path / "d", per_class=2)
-    results = run_audit(AuditConfig(model_path=model, data_path=data,
-                                    perturbations=("contrast",)))
+    results = run_audit(AuditConfig(model_path=model, data_path=data, perturbations=("contrast",)))
     assert results.model["classes"] == ["fake", "real"]
 
 
@@ -151,23 +155,32 @@ def test_thumbnails_one_per_level(config):
     assert len(thumbs["levels"]["jpeg_compression"]) == 2
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(tolerances=(0.05,)), "headline tolerance"),
-    (dict(repeats=0), "--repeats"),
-    (dict(threshold=1.5), "--threshold"),
-    (dict(tolerances=(0.1, 2.0)), "tolerances must be"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(tolerances=(0.05,)), "headline tolerance"),
+        (dict(repeats=0), "--repeats"),
+        (dict(threshold=1.5), "--threshold"),
+        (dict(tolerances=(0.1, 2.0)), "tolerances must be"),
+    ],
+)
 def test_bad_options_are_config_errors(config, change, message):
     with pytest.raises(ConfigError, match=message):
         run_audit(replace(config, **change))
 
 
 def test_three_class_model(tmp_path):
-    model = build_model(tmp_path / "m.onnx", classes=3, head="none",
-                        metadata={"classes": ["fake", "real", "other"]})
+    model = build_model(
+        tmp_path / "m.onnx", classes=3, head="none", metadata={"classes": ["fake", "real", "other"]}
+    )
     data = write_class_folders(tmp_path / "d", per_class=3)
-    results = run_audit(AuditConfig(model_path=model, data_path=data,
-                                    perturbations=("brightness",),
-                                    model=ModelOptions(output_kind="logits")))
+    results = run_audit(
+        AuditConfig(
+            model_path=model,
+            data_path=data,
+            perturbations=("brightness",),
+            model=ModelOptions(output_kind="logits"),
+        )
+    )
     assert results.model["task"] == "multiclass" and results.model["positive_class"] is None
     assert results.results[0].auc is None and results.results[0].ra is not None

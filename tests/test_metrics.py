@@ -14,9 +14,15 @@ def binary(p_fake):
 
 
 def level(clean, perturbed, labels, **kw):
-    defaults = dict(tolerances=[0.05, 0.1], tolerance_keys=["0.05", "0.1"], threshold=0.5,
-                    positive=1, class_names=["real", "fake"], delta_norm="linf",
-                    clean_accuracy=None)
+    defaults = dict(
+        tolerances=[0.05, 0.1],
+        tolerance_keys=["0.05", "0.1"],
+        threshold=0.5,
+        positive=1,
+        class_names=["real", "fake"],
+        delta_norm="linf",
+        clean_accuracy=None,
+    )
     return metrics.level_metrics(clean, perturbed, labels, **{**defaults, **kw})
 
 
@@ -77,8 +83,10 @@ def test_delta_norms():
 
 
 def test_roc_auc_with_ties_and_one_class():
-    assert metrics.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]),
-                           np.array([False, False, True, True])) == 0.75
+    assert (
+        metrics.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]))
+        == 0.75
+    )
     assert metrics.roc_auc(np.array([0.5, 0.5]), np.array([False, True])) == 0.5
     assert metrics.roc_auc(np.array([0.5, 0.6]), np.array([True, True])) is None
 
@@ -92,8 +100,9 @@ def test_rr_curve_is_the_empirical_cdf_of_delta():
 
 
 def test_clean_metrics_and_area():
-    out = metrics.clean_metrics(binary([0.9, 0.2, 0.6]), np.array([1, 0, 0]), 0.5, 1,
-                                ["real", "fake"])
+    out = metrics.clean_metrics(
+        binary([0.9, 0.2, 0.6]), np.array([1, 0, 0]), 0.5, 1, ["real", "fake"]
+    )
     assert out["accuracy"] == pytest.approx(2 / 3, abs=1e-6)
     assert out["per_class"]["real"]["n"] == 2 and out["auc"] == 1.0
     assert metrics.area_under(1.0, [1.0, 1.0]) == 1.0

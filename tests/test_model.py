@@ -14,17 +14,19 @@ from auditor.model import load_model
 @pytest.fixture
 def images():
     rng = np.random.default_rng(3)
-    return [colour_image(rng, red, size=(20 + i, 24)) for i, red in
-            enumerate([0.1, 0.3, 0.5, 0.7, 0.9])]
+    return [
+        colour_image(rng, red, size=(20 + i, 24)) for i, red in enumerate([0.1, 0.3, 0.5, 0.7, 0.9])
+    ]
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("batch", ["N", 1, 3])
-@pytest.mark.parametrize("head, classes", [
-    ("softmax", 2), ("none", 2), ("sigmoid", 1), ("none", 1), ("softmax", 3), ("none", 3)])
+@pytest.mark.parametrize(
+    "head, classes",
+    [("softmax", 2), ("none", 2), ("sigmoid", 1), ("none", 1), ("softmax", 3), ("none", 3)],
+)
 def test_predictions_match_numpy(tmp_path, images, layout, batch, head, classes):
-    path = build_model(tmp_path / "m.onnx", head=head, classes=classes, layout=layout,
-                       batch=batch)
+    path = build_model(tmp_path / "m.onnx", head=head, classes=classes, layout=layout, batch=batch)
     model = load_model(path, ModelOptions())
     probs = model.predict(images)
     expected = reference_probs(images, classes=classes)
@@ -38,8 +40,9 @@ def test_output_kind_evidence_names_the_reason(tmp_path, images):
     model = load_model(build_model(tmp_path / "m.onnx", head="none"), ModelOptions())
     model.predict(images)
     assert "read as logits" in model.output_kind_evidence
-    forced = load_model(build_model(tmp_path / "p.onnx", head="none"),
-                        ModelOptions(output_kind="logits"))
+    forced = load_model(
+        build_model(tmp_path / "p.onnx", head="none"), ModelOptions(output_kind="logits")
+    )
     forced.predict(images)
     assert forced.output_kind_evidence == "set by --output-kind logits"
 
@@ -101,11 +104,14 @@ def test_several_outputs_take_the_n_by_k_one(tmp_path, images):
     np.testing.assert_allclose(model.predict(images), reference_probs(images), atol=1e-5)
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "model file not found"),
-    (b"", "not an ONNX model"),
-    (b"\x00\xffgarbage" * 50, "not a readable ONNX model"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "model file not found"),
+        (b"", "not an ONNX model"),
+        (b"\x00\xffgarbage" * 50, "not a readable ONNX model"),
+    ],
+)
 def test_unusable_files_raise_one_line_model_errors(tmp_path, content, message):
     path = tmp_path / "bad.onnx"
     if content is not None:
@@ -152,3 +158,11 @@ def test_size_must_match_a_static_input(tmp_path):
     path = build_model(tmp_path / "m.onnx", size=(16, 16))
     with pytest.raises(ConfigError, match="8x12 .*from flag.* fixed input size 16x16"):
         load_model(path, ModelOptions(preprocess=PreprocessOptions(size=(8, 12))))
+
+
+def test_probabilities_out_of_range_stop_with_a_hint(tmp_path, images):
+    model = load_model(
+        build_model(tmp_path / "m.onnx", head="none"), ModelOptions(output_kind="probs")
+    )
+    with pytest.raises(ModelError, match="pass --output-kind logits"):
+        model.predict(images)

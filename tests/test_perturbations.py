@@ -18,21 +18,26 @@ RANDOM = {"gaussian_noise", "linf_noise"}
 # Level pairs whose ladder is not monotone in mean absolute change, and why.
 NOT_MONOTONE = {
     ("pixelate", 1): "factor 0.6 resamples on a non-integer grid and shifts pixels; "
-                     "factor 0.5 makes aligned 2x2 blocks, which change pixels less",
+    "factor 0.5 makes aligned 2x2 blocks, which change pixels less",
 }
 
 images = st.tuples(st.integers(8, 48), st.integers(8, 48)).flatmap(
-    lambda hw: arrays(np.uint8, (hw[0], hw[1], 3)))
-FAST = settings(max_examples=25, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+    lambda hw: arrays(np.uint8, (hw[0], hw[1], 3))
+)
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def photo(seed: int = 0, size: int = 96) -> np.ndarray:
     """Texture at several scales, closer to a photograph than flat colour or pure noise."""
     rng = np.random.default_rng(seed)
-    layers = [cv2.resize(rng.uniform(0, 255, (cells, cells, 3)).astype(np.float32),
-                         (size, size), interpolation=cv2.INTER_CUBIC)
-              for cells in (3, 8, 24)]
+    layers = [
+        cv2.resize(
+            rng.uniform(0, 255, (cells, cells, 3)).astype(np.float32),
+            (size, size),
+            interpolation=cv2.INTER_CUBIC,
+        )
+        for cells in (3, 8, 24)
+    ]
     return np.clip(sum(layers) / len(layers), 0, 255).astype(np.uint8)
 
 
@@ -69,9 +74,17 @@ def test_higher_level_moves_pixels_further_on_average(name):
     photos = [photo(seed, size=224) for seed in range(6)]  # the reference size
 
     def strength(level: int) -> float:
-        return float(np.mean([
-            np.abs(apply(name, im, level, derive_rng(0, str(i), name, level, 0)).astype(float)
-                   - im).mean() for i, im in enumerate(photos)]))
+        return float(
+            np.mean(
+                [
+                    np.abs(
+                        apply(name, im, level, derive_rng(0, str(i), name, level, 0)).astype(float)
+                        - im
+                    ).mean()
+                    for i, im in enumerate(photos)
+                ]
+            )
+        )
 
     strengths = [strength(level) for level in range(1, 6)]
     assert strengths[0] > 0
@@ -90,26 +103,30 @@ def test_linf_noise_stays_in_the_ball():
 
 def test_level_zero_strength_changes_nothing():
     image = photo()
-    assert np.array_equal(apply("linf_noise", image, {"eps": 0.0}, np.random.default_rng(0)),
-                          image)
-    assert np.array_equal(apply("gaussian_blur", image, {"sigma": 0.0},
-                                np.random.default_rng(0)), image)
+    assert np.array_equal(apply("linf_noise", image, {"eps": 0.0}, np.random.default_rng(0)), image)
+    assert np.array_equal(
+        apply("gaussian_blur", image, {"sigma": 0.0}, np.random.default_rng(0)), image
+    )
 
 
 def test_explicit_value_equals_the_same_table_level():
     image = photo()
     rng = lambda: np.random.default_rng(5)  # noqa: E731
-    assert np.array_equal(apply("jpeg_compression", image, 2, rng()),
-                          apply("jpeg_compression", image, {"quality": 18}, rng()))
-    assert np.array_equal(apply("gaussian_noise", image, 0.12, rng()),
-                          apply("gaussian_noise", image, 2, rng()))
+    assert np.array_equal(
+        apply("jpeg_compression", image, 2, rng()),
+        apply("jpeg_compression", image, {"quality": 18}, rng()),
+    )
+    assert np.array_equal(
+        apply("gaussian_noise", image, 0.12, rng()), apply("gaussian_noise", image, 2, rng())
+    )
 
 
 def test_pixel_sized_parameters_scale_with_the_image():
     small = photo(size=56)  # a quarter of 224: sigma 4 acts like sigma 1
     scaled = apply("gaussian_blur", small, {"sigma": 4.0}, np.random.default_rng(0))
-    direct = apply("gaussian_blur", small, {"sigma": 1.0}, np.random.default_rng(0),
-                   scale_to_input=False)
+    direct = apply(
+        "gaussian_blur", small, {"sigma": 1.0}, np.random.default_rng(0), scale_to_input=False
+    )
     assert np.array_equal(scaled, direct)
 
 
@@ -137,12 +154,15 @@ def test_parse_spec_with_explicit_values():
     assert eps[0]["eps"] == pytest.approx(8 / 255) and eps[1]["eps"] == 0.2
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("nope", "unknown perturbation 'nope'"),
-    ("jpeg_compression:q=1", "PARAM one of quality"),
-    ("jpeg_compression:quality=high", "'high' is not a number"),
-    ("jpeg_compression:quality", "expected jpeg_compression:PARAM"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nope", "unknown perturbation 'nope'"),
+        ("jpeg_compression:q=1", "PARAM one of quality"),
+        ("jpeg_compression:quality=high", "'high' is not a number"),
+        ("jpeg_compression:quality", "expected jpeg_compression:PARAM"),
+    ],
+)
 def test_bad_specs_say_what_is_wrong(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_spec(spec)

@@ -31,8 +31,9 @@ def test_letterbox_pads_with_the_pad_value_and_alignment():
 def test_crop_keeps_the_centre():
     image = np.zeros((10, 10, 3), np.uint8)
     image[3:7, 3:7] = 255
-    out = resize_image(image, prep(resize="crop", size=(4, 4), crop_ratio=0.4,
-                                   interpolation="nearest"))
+    out = resize_image(
+        image, prep(resize="crop", size=(4, 4), crop_ratio=0.4, interpolation="nearest")
+    )
     assert np.all(out == 255)
 
 
@@ -49,20 +50,22 @@ def test_tensor_normalization_channel_order_and_layout():
 
 
 def test_sources_flag_over_metadata_over_model_over_default():
-    out = resolve(PreprocessOptions(scale=1.0), {"scale": 0.5, "mean": [1, 2, 3]}, (8, 8),
-                  "nchw")
+    out = resolve(PreprocessOptions(scale=1.0), {"scale": 0.5, "mean": [1, 2, 3]}, (8, 8), "nchw")
     assert out.scale == 1.0 and out.sources["scale"] == "flag"
     assert out.mean == (1.0, 2.0, 3.0) and out.sources["mean"] == "metadata"
     assert out.size == (8, 8) and out.sources["size"] == "model"
     assert out.resize == "stretch" and out.sources["resize"] == "default"
 
 
-@pytest.mark.parametrize("metadata, message", [
-    ({"resize": "squash"}, "'resize' from metadata: expected one of stretch"),
-    ({"std": [1, 0, 1]}, "non-zero"),
-    ({"mean": [1, 2]}, "three numbers"),
-    ({"crop_ratio": 1.5}, r"\(0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ({"resize": "squash"}, "'resize' from metadata: expected one of stretch"),
+        ({"std": [1, 0, 1]}, "non-zero"),
+        ({"mean": [1, 2]}, "three numbers"),
+        ({"crop_ratio": 1.5}, r"\(0, 1\]"),
+    ],
+)
 def test_bad_values_name_their_source(metadata, message):
     with pytest.raises(ConfigError, match=message):
         resolve(PreprocessOptions(), metadata, (8, 8), "nchw")

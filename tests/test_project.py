@@ -33,6 +33,10 @@ def test_readme_quickstart_audits_the_bundled_samples():
 
 def test_every_check_option_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    missing = [opt for param in check.params for opt in param.opts
-               if opt.startswith("--") and opt not in readme]
+    missing = [
+        opt
+        for param in check.params
+        for opt in param.opts
+        if opt.startswith("--") and opt not in readme
+    ]
     assert not missing, f"options missing from the README: {missing}"

@@ -10,8 +10,9 @@ import pytest
 from auditor.results import load_json, tolerance_key, write_atomic
 
 
-@pytest.mark.parametrize("b, key", [(0.1, "0.1"), (0.01, "0.01"), (0.05, "0.05"),
-                                    (0.2, "0.2"), (1.0, "1"), (0, "0")])
+@pytest.mark.parametrize(
+    "b, key", [(0.1, "0.1"), (0.01, "0.01"), (0.05, "0.05"), (0.2, "0.2"), (1.0, "1"), (0, "0")]
+)
 def test_tolerance_keys_are_the_decimal_string(b, key):
     assert tolerance_key(b) == key
 
@@ -39,24 +40,58 @@ def test_required_keys_of_the_interface_spec(binary_model, data_dir, tmp_path):
     from auditor import AuditConfig, run_audit
     from auditor.results import write_json
 
-    results = run_audit(AuditConfig(model_path=binary_model, data_path=data_dir,
-                                    perturbations=("contrast",)))
+    results = run_audit(
+        AuditConfig(model_path=binary_model, data_path=data_dir, perturbations=("contrast",))
+    )
     write_json(results, tmp_path / "r.json")
     data = json.loads((tmp_path / "r.json").read_text())
-    for key in ("schema", "auditor_version", "created_at", "model", "data", "config",
-                "environment", "clean", "results", "verdict"):
+    for key in (
+        "schema",
+        "auditor_version",
+        "created_at",
+        "model",
+        "data",
+        "config",
+        "environment",
+        "clean",
+        "results",
+        "verdict",
+    ):
         assert key in data
-    assert {"path", "sha256", "inputs", "outputs", "output_kind", "classes",
-            "task"} <= set(data["model"])
-    assert {"path", "n_samples", "n_skipped", "manifest_sha256", "class_counts",
-            "skipped"} <= set(data["data"])
-    assert {"suite", "perturbations", "tolerances", "seed", "repeats", "threshold",
-            "preprocess"} <= set(data["config"])
-    assert {"python", "onnxruntime", "onnx", "opencv", "numpy", "provider",
-            "platform"} <= set(data["environment"])
+    assert {"path", "sha256", "inputs", "outputs", "output_kind", "classes", "task"} <= set(
+        data["model"]
+    )
+    assert {"path", "n_samples", "n_skipped", "manifest_sha256", "class_counts", "skipped"} <= set(
+        data["data"]
+    )
+    assert {
+        "suite",
+        "perturbations",
+        "tolerances",
+        "seed",
+        "repeats",
+        "threshold",
+        "preprocess",
+    } <= set(data["config"])
+    assert {"python", "onnxruntime", "onnx", "opencv", "numpy", "provider", "platform"} <= set(
+        data["environment"]
+    )
     assert {"accuracy", "accuracy_ci", "n"} <= set(data["clean"])
-    assert {"perturbation", "family", "level", "params", "n", "ra", "ra_ci", "rr", "rr_ci",
-            "flip_rate", "delta_quantiles", "per_class", "auc"} <= set(data["results"][0])
+    assert {
+        "perturbation",
+        "family",
+        "level",
+        "params",
+        "n",
+        "ra",
+        "ra_ci",
+        "rr",
+        "rr_ci",
+        "flip_rate",
+        "delta_quantiles",
+        "per_class",
+        "auc",
+    } <= set(data["results"][0])
     assert {"p50", "p90", "max"} == set(data["results"][0]["delta_quantiles"])
     assert {"passed", "gates"} == set(data["verdict"])
     assert load_json(tmp_path / "r.json").results[0].perturbation == "contrast"
