@@ -69,13 +69,15 @@ class NumberList(click.ParamType):
 
 
 class Number(NumberList):
-    name = "number"
+    """One number; fractions such as 1/255 allowed."""
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        return value if isinstance(value, float) else super().convert(value, param, ctx)[0]
+    name = "number"
 
     def __init__(self) -> None:
         super().__init__(1)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        return value if isinstance(value, float) else super().convert(value, param, ctx)[0]
 
 
 class Size(click.ParamType):

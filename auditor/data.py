@@ -106,6 +106,11 @@ def _key(path: Path, root: Path) -> str:
 def _from_manifest(manifest: Path) -> Dataset:
     """Read `path,label` rows; paths are relative to the manifest's folder."""
     rows = list(_manifest_rows(manifest))
+    seen: set[str] = set()
+    for raw_path, _ in rows:
+        if raw_path in seen:  # the same file twice would be counted twice, same draws
+            raise DataError(f"{manifest}: '{raw_path}' is listed more than once")
+        seen.add(raw_path)
     labelled = {row[1] is not None for row in rows}
     if len(labelled) > 1:
         raise DataError(f"{manifest}: some rows have a label and some do not")

@@ -215,7 +215,7 @@ def _assemble(
         started_at=started,
         finished_at=_now(),
         model=model.describe(),
-        data=_describe_data(dataset, collected, classes),
+        data=_describe_data(dataset, collected),
         config=_describe_config(config, planned, keys, model),
         environment=environment.describe(model.provider),
         clean=clean_summary,
@@ -232,32 +232,29 @@ def _summaries(
     keys: Sequence[str],
     clean_accuracy: float | None,
 ) -> list[PerturbationSummary]:
+    """Mean and area under the curve of RA and RR over each perturbation's levels."""
     out = []
     for pp in planned:
         mine = [lv for lv in levels if lv.perturbation == pp.name]
         ras = [lv.ra for lv in mine if lv.ra is not None]
-        labelled = clean_accuracy is not None and len(ras) == len(mine)
+        ra_start = clean_accuracy if len(ras) == len(mine) else None  # None: unlabelled
         out.append(
             PerturbationSummary(
                 perturbation=pp.name,
                 family=pp.perturbation.family,
                 levels=len(mine),
-                mean_ra=metrics.rounded(float(np.mean(ras))) if labelled else None,
+                mean_ra=metrics.rounded(float(np.mean(ras))) if ra_start is not None else None,
                 mean_rr={
                     k: metrics.rounded(float(np.mean([lv.rr[k] for lv in mine]))) for k in keys
                 },
-                area_ra=metrics.area_under(clean_accuracy, ras)
-                if labelled and clean_accuracy is not None
-                else None,
+                area_ra=metrics.area_under(ra_start, ras) if ra_start is not None else None,
                 area_rr={k: metrics.area_under(1.0, [lv.rr[k] for lv in mine]) for k in keys},
             )
         )
     return out
 
 
-def _describe_data(
-    dataset: data.Dataset, collected: _Collected, classes: Sequence[str]
-) -> dict[str, Any]:
+def _describe_data(dataset: data.Dataset, collected: _Collected) -> dict[str, Any]:
     manifest = sorted(collected.manifest, key=lambda row: row["path"])
     counts: dict[str, int] = {}
     for row in manifest:

@@ -89,3 +89,9 @@ def test_images_outside_class_folders_are_skipped(tmp_path):
     write_image(tmp_path / "stray.png", colour_image(np.random.default_rng(0), 0.5))
     dataset = discover(tmp_path)
     assert [s.path for s in dataset.skipped] == ["stray.png"]
+
+
+def test_manifest_listing_a_file_twice_is_refused(data_dir):
+    (data_dir / "m.csv").write_text("path,label\nreal/r00.png,real\nreal/r00.png,real\n")
+    with pytest.raises(DataError, match="listed more than once"):
+        discover(data_dir / "m.csv")
