@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,6 +25,8 @@ from auditor.errors import ConfigError, ModelError, RuntimeMissingError
 from auditor.preprocess import Preprocessing
 
 METADATA_KEY = "auditor.preprocess"
+_RUNTIME_STATUS = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_RUNTIME_LOCATION = re.compile(r"\S+\.(?:cc|cpp|h):\d+ (?:[\w:~<>]+\(.*?\) )?")
 RUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
 TENSOR_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -71,7 +74,7 @@ class Model:
             try:
                 out = self.session.run([self.output_name], {self.input_name: part})[0]
             except Exception as exc:  # onnxruntime raises several unrelated types
-                raise ModelError(f"{self.path}: inference failed: {_first_line(exc)}") from exc
+                raise ModelError(f"{self.path}: inference failed: {runtime_message(exc)}") from exc
             chunks.append(np.asarray(out, np.float64)[: step - missing])
         raw = np.concatenate(chunks).reshape(len(tensor), -1)
         if not np.all(np.isfinite(raw)):
@@ -247,7 +250,9 @@ def _open_session(path: Path, options: ModelOptions) -> Any:
     try:
         return ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelError(f"{path}: onnxruntime cannot load the model: {_first_line(exc)}") from exc
+        raise ModelError(
+            f"{path}: onnxruntime cannot load the model: {runtime_message(exc)}"
+        ) from exc
 
 
 def _pick(items: Sequence[Any], wanted: str | None, what: str, flag: str, path: Path) -> Any:
@@ -329,6 +334,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _first_line(exc: BaseException) -> str:
+def runtime_message(exc: BaseException) -> str:
+    """Return what an onnxruntime error says, without its status code and C++ location."""
+    text = _RUNTIME_STATUS.sub("", _first_line(exc, limit=2000))
+    # "... failed:/src/graph/model.cc:181 onnxruntime::Model::Model(...) Unsupported ..."
+    located = _RUNTIME_LOCATION.search(text)
+    if located:
+        text = text[located.end() :]
+    return text.strip()[:300] or type(exc).__name__
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    return text.splitlines()[0][:limit]

@@ -266,6 +266,9 @@ def make_model(
         producer_name="auditor-samples",
         producer_version="1",
     )
+    # onnx writes its own newest IR version by default, which older onnxruntime releases
+    # refuse; IR 8 is the lowest that carries opset 17, so any onnxruntime >= 1.13 loads it.
+    model.ir_version = 8
     helper.set_model_props(model, {"auditor.preprocess": json.dumps(PREPROCESS)})
     onnx.checker.check_model(model, full_check=True)
     return model

@@ -8,7 +8,7 @@ from conftest import build_model, colour_image, reference_probs
 
 from auditor.config import ModelOptions, PreprocessOptions
 from auditor.errors import ConfigError, ModelError, RuntimeMissingError
-from auditor.model import load_model
+from auditor.model import load_model, runtime_message
 
 
 @pytest.fixture
@@ -166,3 +166,37 @@ def test_probabilities_out_of_range_stop_with_a_hint(tmp_path, images):
     )
     with pytest.raises(ModelError, match="pass --output-kind logits"):
         model.predict(images)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (
+            "[ONNXRuntimeError] : 1 : FAIL : Load model from m.onnx failed:/onnxruntime_src/"
+            "onnxruntime/core/graph/model.cc:181 onnxruntime::Model::Model(onnx::ModelProto&&, "
+            "const onnxruntime::PathString&) Unsupported model IR version: 14, max supported "
+            "IR version: 11",
+            "Unsupported model IR version: 14, max supported IR version: 11",
+        ),
+        (
+            "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: image",
+            "Got invalid dimensions for input: image",
+        ),
+        ("plain message\nsecond line", "plain message"),
+    ],
+)
+def test_runtime_messages_keep_what_matters(raw, expected):
+    assert runtime_message(RuntimeError(raw)) == expected
+
+
+def test_a_model_too_new_for_the_runtime_is_refused_in_one_line(tmp_path):
+    import onnx
+
+    path = build_model(tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    proto.ir_version = 99  # no onnxruntime release reads this
+    onnx.save(proto, str(path))
+    # the onnx checker or onnxruntime refuses it, depending on the installed versions
+    with pytest.raises(ModelError, match=r"(?i)ir.version") as info:
+        load_model(path, ModelOptions())
+    assert "\n" not in str(info.value) and ".cc:" not in str(info.value)
