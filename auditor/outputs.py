@@ -16,7 +16,9 @@ from auditor.errors import ConfigError, ModelError
 
 OUTPUT_KINDS = ("auto", "probs", "logits")
 _PROBABILITY_OPS = {"Softmax", "Sigmoid"}
-_ROW_SUM_TOLERANCE = 1e-3
+# Float slack for probabilities: rows may sum to 1 +- this, values may stray this far
+# outside [0, 1].
+_PROBABILITY_SLACK = 1e-3
 
 
 def graph_hint(proto: Any, output_name: str) -> str | None:
@@ -47,7 +49,7 @@ def detect_kind(
             return "probs", f"one column and {span}: read as the positive-class probability"
         return "logits", f"one column and {span}, outside [0, 1]: read as a logit (sigmoid)"
     sums = raw.sum(axis=1)
-    if in_unit and np.all(np.abs(sums - 1.0) <= _ROW_SUM_TOLERANCE):
+    if in_unit and np.all(np.abs(sums - 1.0) <= _PROBABILITY_SLACK):
         return "probs", f"{span} and every row sums to 1: read as probabilities"
     return "logits", (
         f"{span}; rows sum to {sums.min():.4g}..{sums.max():.4g}, not 1: read as logits (softmax)"
@@ -56,7 +58,7 @@ def detect_kind(
 
 def normalize(raw: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
     """Return N x K probabilities from `raw` outputs of the given kind (K >= 2)."""
-    if kind == "probs" and (raw.min() < -_ROW_SUM_TOLERANCE or raw.max() > 1 + _ROW_SUM_TOLERANCE):
+    if kind == "probs" and (raw.min() < -_PROBABILITY_SLACK or raw.max() > 1 + _PROBABILITY_SLACK):
         raise ModelError(
             f"the output was read as probabilities but holds values in "
             f"[{raw.min():.4g}, {raw.max():.4g}]; if it gives logits, pass --output-kind logits"
