@@ -88,6 +88,14 @@ class AuditResults:
     summary: list[PerturbationSummary]
     thumbnails: dict[str, Any]
     verdict: Verdict
+    # Per perturbation, the samples whose probabilities moved most (largest delta first):
+    # {"sample", "level", "label", "delta", "clean_probs", "perturbed_probs",
+    #  "clean_thumbnail", "perturbed_thumbnail"}.
+    moved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # A re-run of a subset: {"n_samples", "n_evaluations", "max_abs_diff", "decision_flips"}.
+    determinism: dict[str, Any] | None = None
+    status: str = "complete"  # "complete" | "incomplete" (interrupted; see `progress`)
+    progress: dict[str, int] = field(default_factory=dict)  # {"done", "total"} work units
     schema: str = SCHEMA
 
     @property
