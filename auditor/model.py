@@ -54,7 +54,14 @@ class Model:
 
     def predict(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float64]:
         """Return the normalized output (N x K probabilities) for RGB uint8 `images`."""
-        tensor = preprocess.to_tensor(images, self.prep, self.input_dtype)
+        return self.infer(self.to_tensor(images))
+
+    def to_tensor(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[Any]:
+        """Preprocess RGB uint8 `images` into one input tensor; safe to call from threads."""
+        return preprocess.to_tensor(images, self.prep, self.input_dtype)
+
+    def infer(self, tensor: NDArray[Any]) -> NDArray[np.float64]:
+        """Run the model on a tensor from `to_tensor`; return N x K probabilities."""
         raw = self._run(tensor)
         if self.output_kind is None:
             self.output_kind, self.output_kind_evidence = outputs.detect_kind(
