@@ -71,15 +71,22 @@ def run_audit(config: AuditConfig, progress: Progress | None = None) -> AuditRes
 
 
 def run_shard(
-    config: AuditConfig, shard: tuple[int, int] = (0, 1), progress: Progress | None = None
+    config: AuditConfig,
+    shard: tuple[int, int] = (0, 1),
+    progress: Progress | None = None,
+    model: Model | None = None,
 ) -> ShardResult:
-    """Audit the samples of `shard` (i, n): every n-th sample from the i-th on."""
+    """Audit the samples of `shard` (i, n): every n-th sample from the i-th on.
+
+    `model`: a freshly loaded model of `config` to use instead of loading one (a
+    long-lived worker that audits many shards loads it once).
+    """
     started = now()
     _check_config(config, shard)
     planned = perturbations.plan(config.perturbations, config.suite)
     draws = plan_draws(planned, config.repeats)
     workers = config.workers or auto_workers()
-    model = load_model(config.model_path, config.model)
+    model = model if model is not None else load_model(config.model_path, config.model)
     dataset = data.discover(config.data_path, config.limit)
     _check_labels_needed(config, dataset)
     label_of = _label_indexer(model, dataset)

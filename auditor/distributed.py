@@ -1,0 +1,318 @@
+"""The same audit split over a Ray cluster with Ray Data (`auditor check --engine ray`).
+
+The driver lists the samples only to count them; the audit is cut into shards (every
+n-th sample, see `engine.run_shard`), and Ray Data hands the shard numbers to a pool of
+actors. Each actor holds one loaded model (one onnxruntime session), reads and decodes
+its shard's files itself, perturbs and scores them, and sends back the shard's partial
+statistics; `engine.merge` sums them into the same `AuditResults` as the local engine.
+A shard whose actor dies is re-run by Ray (actor restarts and task retries), and a
+shard's statistics are exact sums, so the merged result does not change.
+
+Ray is imported lazily: it is the optional `ray` extra.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import pickle
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auditor import data, perturbations
+from auditor.config import AuditConfig
+from auditor.errors import AuditorError, ConfigError, ModelError
+from auditor.partial import ShardResult
+from auditor.results import AuditResults
+
+Progress = Callable[[int, int], None]  # (units done, units in all)
+MISSING_RAY = 'the Ray engine needs the `ray` extra: pip install "auditor[ray]"'
+SHARDS_PER_ACTOR = 4  # small shards balance the pool and make a re-run cheap
+RESTARTS = 4  # a dead actor is restarted, and its shard retried, at most this often
+LOOPBACK = "127.0.0.1"
+GPU_PROVIDERS = ("auto", "cuda", "cudaexecutionprovider")
+
+
+class ClusterError(AuditorError):
+    """The Ray cluster cannot be reached or cannot run the audit."""
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The actor pool: how many actors and what each reserves."""
+
+    actors: int
+    num_cpus: float
+    num_gpus: float
+
+
+def run_audit_ray(
+    config: AuditConfig,
+    progress: Progress | None = None,
+    *,
+    address: str | None = None,
+    worker: type[ShardWorker] | None = None,
+) -> AuditResults:
+    """Run the audit `config` describes on Ray and return the same results as `run_audit`.
+
+    `address`: a running cluster (`ray start --head` prints it; `auto` finds the local
+    node's); None starts a private Ray on this machine, bound to loopback, for this audit.
+    `worker`: the actor class (a subclass of `ShardWorker`).
+    """
+    from auditor.engine import AuditInterrupted, merge
+
+    if config.resume:
+        raise ConfigError("--resume is for the local engine; Ray re-runs failed shards itself")
+    total_samples, units = _preflight(config)
+    ray = import_ray()
+    with connected(ray, address):
+        pool = plan_pool(ray, _provider(config))
+        shards = max(1, min(total_samples, pool.actors * SHARDS_PER_ACTOR))
+        parts = _run_shards(ray, config, shards, pool, worker or ShardWorker, progress, units)
+        environment = {**parts[0].environment, "ray": _describe_cluster(ray, pool, shards)}
+    results = dataclasses.replace(merge(parts), environment=environment)
+    if results.status != "complete":  # an actor stopped early (SIGTERM): say so
+        done, total = sum(p.done for p in parts), sum(p.total for p in parts)
+        raise AuditInterrupted(results, done, total)
+    return results
+
+
+def import_ray() -> Any:
+    """Import and return `ray` (with Ray Data), or fail with one line naming the extra."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the pipeline needs it; the extra installs it)
+    except ImportError:
+        raise ConfigError(MISSING_RAY) from None
+    return ray
+
+
+class ShardWorker:
+    """A Ray Data actor: one loaded model, and `run_shard` for every shard it is handed."""
+
+    def __init__(self, config: AuditConfig, shards: int, cwd: str) -> None:
+        _enter(cwd)  # relative paths in `config` mean what they meant to the driver
+        from auditor.model import load_model
+
+        self.config = config
+        self.shards = shards
+        self.model = load_model(config.model_path, config.model)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        numbers = [int(i) for i in batch["shard"]]
+        parts = [pickle.dumps(self.audit(i), protocol=pickle.HIGHEST_PROTOCOL) for i in numbers]
+        return {"shard": np.asarray(numbers), "partial": np.asarray(parts, dtype=object)}
+
+    def audit(self, shard: int) -> ShardResult:
+        """Audit shard `shard` with this actor's session; a copy keeps shards independent."""
+        from auditor.engine import run_shard
+
+        # A worker thread, not the actor's main thread: the engine then installs no
+        # signal handlers, and Ray's SIGTERM stops the actor at once.
+        with ThreadPoolExecutor(1) as thread:
+            job = thread.submit(
+                run_shard, self.config, (shard, self.shards), None, copy.copy(self.model)
+            )
+            return job.result()
+
+
+def _enter(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise ClusterError(
+            f"the driver's working folder {cwd} is missing on this node ({exc.strerror}); "
+            "every node needs the same files at the same paths"
+        ) from None
+
+
+def _preflight(config: AuditConfig) -> tuple[int, int]:
+    """Check on the driver what can be checked cheaply; return (samples, work units)."""
+    from auditor.engine import _check_config
+    from auditor.pipeline import plan_draws
+
+    _check_config(config, (0, 1))
+    planned = perturbations.plan(config.perturbations, config.suite)
+    if not Path(config.model_path).is_file():
+        raise ModelError(f"model file not found: {config.model_path}")
+    samples = len(data.discover(config.data_path, config.limit).samples)
+    return samples, samples * (1 + len(plan_draws(planned, config.repeats)))
+
+
+def _provider(config: AuditConfig) -> str:
+    """The execution provider asked for (`--provider`), where the option exists."""
+    return str(getattr(config.model, "provider", None) or "cpu").lower()
+
+
+@contextmanager
+def connected(ray: Any, address: str | None) -> Iterator[None]:
+    """Connect to the cluster at `address`, or start a private loopback-only Ray; stop after."""
+    _quiet(ray)
+    if ray.is_initialized():
+        raise ClusterError("Ray is already initialized in this process; shut it down first")
+    try:
+        if address:
+            _init(ray, address=address)
+        else:
+            with _loopback(ray):
+                _init(ray, address="local", include_dashboard=False, _node_ip_address=LOOPBACK)
+            _check_loopback(ray)
+        yield
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def _init(ray: Any, **kwargs: Any) -> None:
+    import logging
+
+    try:
+        # Ray's notices (token authentication, progress) would drown ours; its errors
+        # still reach stderr.
+        ray.init(log_to_driver=False, logging_level=logging.ERROR, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = kwargs.get("address")
+        raise ClusterError(f"cannot connect to Ray at {where}: {_first_line(exc)}") from None
+
+
+@contextmanager
+def _loopback(ray: Any) -> Iterator[None]:
+    """Make Ray take 127.0.0.1 as this node's address, so it listens on loopback only.
+
+    Ray maps 127.0.0.1 to the machine's outward address unless it runs as a single-node
+    instance (its mode for desktops); that mode is switched on for the start only.
+    """
+    from ray._private import ray_constants
+
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved_env, saved_flag = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved_env
+
+
+def _check_loopback(ray: Any) -> None:
+    addresses = {node["NodeManagerAddress"] for node in ray.nodes()}
+    if addresses != {LOOPBACK}:
+        raise ClusterError(
+            f"the local Ray did not bind to loopback only (node addresses: "
+            f"{', '.join(sorted(addresses))}); start a cluster and pass --ray-address"
+        )
+
+
+def _quiet(ray: Any) -> None:
+    """No Ray Data progress bars or banners: stdout stays clean and stderr is ours."""
+    import logging
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def plan_pool(ray: Any, provider: str) -> Pool:
+    """One actor per GPU when GPUs are asked for and present, else one per node."""
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    gpus = int(sum(r.get("GPU", 0) for r in nodes))
+    if gpus and provider in GPU_PROVIDERS:
+        return Pool(actors=gpus, num_cpus=1, num_gpus=1)
+    cpus = [r["CPU"] for r in nodes if r.get("CPU", 0) >= 1]
+    if not cpus:
+        raise ClusterError("the Ray cluster has no node with a CPU to run the audit on")
+    # Each actor's engine uses every core of its node (threads), so one per node;
+    # reserving the smallest node's CPUs keeps two actors off one node.
+    return Pool(actors=len(cpus), num_cpus=min(cpus), num_gpus=0)
+
+
+def _run_shards(
+    ray: Any,
+    config: AuditConfig,
+    shards: int,
+    pool: Pool,
+    worker: type[ShardWorker],
+    progress: Progress | None,
+    units: int,
+) -> list[ShardResult]:
+    """Audit every shard in the actor pool; return the partial results in shard order."""
+    # The actors journal nothing: Ray's retries are their crash safety.
+    config = dataclasses.replace(config, journal_path=None, resume=False)
+    items = ray.data.from_items([{"shard": i} for i in range(shards)], override_num_blocks=shards)
+    with warnings.catch_warnings():
+        # max_restarts and max_task_retries have no named parameter yet in Ray Data
+        warnings.simplefilter("ignore")
+        scored = items.map_batches(
+            worker,
+            fn_constructor_kwargs={"config": config, "shards": shards, "cwd": os.getcwd()},
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool.actors),
+            num_cpus=pool.num_cpus,
+            num_gpus=pool.num_gpus,
+            max_restarts=RESTARTS,
+            max_task_retries=RESTARTS,
+        )
+    parts: dict[int, ShardResult] = {}
+    try:
+        for row in scored.iter_rows():
+            part: ShardResult = pickle.loads(row["partial"])
+            parts.setdefault(part.shard[0], part)
+            if progress:
+                progress(sum(p.done for p in parts.values()), units)
+    except Exception as exc:
+        raise _auditor_error(exc) from None
+    return _in_order(parts, shards)
+
+
+def _in_order(parts: dict[int, ShardResult], shards: int) -> list[ShardResult]:
+    missing = sorted(set(range(shards)) - set(parts))
+    if missing:
+        raise ClusterError(f"Ray returned {len(parts)} of {shards} shards (missing: {missing})")
+    return [parts[i] for i in range(shards)]
+
+
+def _auditor_error(exc: BaseException) -> AuditorError:
+    """The `AuditorError` an actor raised, found in Ray's wrappers; else a `ClusterError`."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, AuditorError):
+            return type(current)(*current.args) if current.args else current
+        todo += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    return ClusterError(f"the audit failed on the Ray cluster: {_first_line(exc)}")
+
+
+def _describe_cluster(ray: Any, pool: Pool, shards: int) -> dict[str, Any]:
+    """The `ray` entry of the results' environment section."""
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    return {
+        "version": ray.__version__,
+        "nodes": len(nodes),
+        "actors": pool.actors,
+        "actor_resources": {"CPU": pool.num_cpus, "GPU": pool.num_gpus},
+        "shards": shards,
+    }
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
