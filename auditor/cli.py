@@ -17,13 +17,14 @@ from typing import Any, TypeVar
 import click
 
 from auditor import __version__
-from auditor.config import DEFAULT_TOLERANCES, DELTA_NORMS, AuditConfig, ModelOptions
+from auditor.config import DEFAULT_TOLERANCES, DELTA_NORMS, ENGINES, AuditConfig, ModelOptions
 from auditor.config import PreprocessOptions as Prep
 from auditor.errors import (
     EXIT_CANNOT_RUN,
     EXIT_GATE_FAILED,
     EXIT_OK,
     AuditorError,
+    ConfigError,
     OutputError,
 )
 from auditor.outputs import OUTPUT_KINDS
@@ -247,6 +248,18 @@ def main() -> None:
 @click.option(
     "--fail-under-rr", type=Number(), help="Exit 1 if any level's headline RR is below X."
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="Run here, or split over a Ray cluster (needs the ray extra); same results.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="--engine ray: the cluster's head (HOST:PORT or auto) [default: a private local Ray].",
+)
 @_reports_errors
 def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the HTML report and results JSON."""
@@ -256,6 +269,10 @@ def check(**options: Any) -> None:
 
     json_path = options["json_path"] or options["output"].with_suffix(".json")
     config = _config_from(options, json_path.with_name(json_path.name + ".journal"))
+    if config.ray_address and config.engine != "ray":
+        raise ConfigError("--ray-address needs --engine ray")
+    if config.engine == "ray":
+        from auditor.distributed import run_audit_ray as run_audit
     try:
         results = run_audit(config, ProgressBar("auditing"))
     except AuditInterrupted as stop:
@@ -335,6 +352,8 @@ def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditC
         fail_under_ra=options["fail_under_ra"],
         fail_under_rr=options["fail_under_rr"],
         command_line=("auditor", *sys.argv[1:]),
+        engine=options["engine"],
+        ray_address=options["ray_address"],
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 DEFAULT_TOLERANCES = (0.01, 0.05, 0.1, 0.2)
 HEADLINE_TOLERANCE = 0.1
 DELTA_NORMS = ("linf", "l1", "true-class")
+ENGINES = ("local", "ray")  # where the audit runs: this process, or a Ray cluster
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,5 @@ class AuditConfig:
     command_line: tuple[str, ...] = ()
     journal_path: Path | None = None  # crash journal; None: no journal
     resume: bool = False  # continue from `journal_path` if it exists
+    engine: str = "local"  # one of ENGINES; the results do not depend on it
+    ray_address: str | None = None  # --engine ray: a running cluster; None: a private local Ray

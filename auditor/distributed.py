@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from auditor import data, perturbations
 from auditor.config import AuditConfig
-from auditor.errors import AuditorError, ConfigError, ModelError
+from auditor.errors import AuditorError, ConfigError
 from auditor.partial import ShardResult
 from auditor.results import AuditResults
 
@@ -63,26 +64,25 @@ def run_audit_ray(
 ) -> AuditResults:
     """Run the audit `config` describes on Ray and return the same results as `run_audit`.
 
-    `address`: a running cluster (`ray start --head` prints it; `auto` finds the local
-    node's); None starts a private Ray on this machine, bound to loopback, for this audit.
-    `worker`: the actor class (a subclass of `ShardWorker`).
+    `address` (default `config.ray_address`): a running cluster (`ray start --head`
+    prints it; `auto` finds this node's); None starts a private Ray on this machine,
+    bound to loopback, for this audit only. `worker`: the actor class (a `ShardWorker`).
     """
-    from auditor.engine import AuditInterrupted, merge
+    from auditor.engine import merge
 
     if config.resume:
         raise ConfigError("--resume is for the local engine; Ray re-runs failed shards itself")
     total_samples, units = _preflight(config)
     ray = import_ray()
-    with connected(ray, address):
+    with connected(ray, address or config.ray_address):
         pool = plan_pool(ray, _provider(config))
         shards = max(1, min(total_samples, pool.actors * SHARDS_PER_ACTOR))
         parts = _run_shards(ray, config, shards, pool, worker or ShardWorker, progress, units)
         environment = {**parts[0].environment, "ray": _describe_cluster(ray, pool, shards)}
-    results = dataclasses.replace(merge(parts), environment=environment)
-    if results.status != "complete":  # an actor stopped early (SIGTERM): say so
-        done, total = sum(p.done for p in parts), sum(p.total for p in parts)
-        raise AuditInterrupted(results, done, total)
-    return results
+    stopped = [p.shard[0] for p in parts if p.done != p.total]
+    if stopped:  # an actor was asked to stop (SIGTERM) and ended its shard early
+        raise ClusterError(f"shards {stopped} stopped before their end; run the audit again")
+    return dataclasses.replace(merge(parts), environment=environment)
 
 
 def import_ray() -> Any:
@@ -135,14 +135,18 @@ def _enter(cwd: str) -> None:
 
 
 def _preflight(config: AuditConfig) -> tuple[int, int]:
-    """Check on the driver what can be checked cheaply; return (samples, work units)."""
+    """Check on the driver what fails fast, before Ray starts; return (samples, work units)."""
     from auditor.engine import _check_config
+    from auditor.model import load_model
     from auditor.pipeline import plan_draws
 
     _check_config(config, (0, 1))
     planned = perturbations.plan(config.perturbations, config.suite)
-    if not Path(config.model_path).is_file():
-        raise ModelError(f"model file not found: {config.model_path}")
+    options = config.model
+    if hasattr(options, "provider"):  # the driver only reads the model: no GPU needed
+        cpu: dict[str, Any] = {"provider": "cpu"}
+        options = dataclasses.replace(options, **cpu)
+    load_model(config.model_path, options)
     samples = len(data.discover(config.data_path, config.limit).samples)
     return samples, samples * (1 + len(plan_draws(planned, config.repeats)))
 
@@ -158,13 +162,22 @@ def connected(ray: Any, address: str | None) -> Iterator[None]:
     _quiet(ray)
     if ray.is_initialized():
         raise ClusterError("Ray is already initialized in this process; shut it down first")
-    try:
+    # Ray prints its workers' failures (retried or not, with tracebacks) on stdout,
+    # which is for machine output; they are in Ray's logs, and a failure that stops
+    # the audit is reported as one line.
+    with redirect_stdout(io.StringIO()), _shut_down_after(ray):
         if address:
             _init(ray, address=address)
         else:
             with _loopback(ray):
                 _init(ray, address="local", include_dashboard=False, _node_ip_address=LOOPBACK)
             _check_loopback(ray)
+        yield
+
+
+@contextmanager
+def _shut_down_after(ray: Any) -> Iterator[None]:
+    try:
         yield
     finally:
         if ray.is_initialized():
@@ -216,14 +229,22 @@ def _check_loopback(ray: Any) -> None:
 
 
 def _quiet(ray: Any) -> None:
-    """No Ray Data progress bars or banners: stdout stays clean and stderr is ours."""
+    """Ray Data prints nothing: stdout stays clean, and stderr carries only our lines.
+
+    Its progress, notices and the tracebacks of failed tasks still go to its log files;
+    the driver reports a failure as one line (`_auditor_error`).
+    """
     import logging
 
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():  # its first use warns of its own renamed settings
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler) is not logging.FileHandler and isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.CRITICAL + 1)
 
 
 def plan_pool(ray: Any, provider: str) -> Pool:
@@ -286,18 +307,31 @@ def _in_order(parts: dict[int, ShardResult], shards: int) -> list[ShardResult]:
 
 
 def _auditor_error(exc: BaseException) -> AuditorError:
-    """The `AuditorError` an actor raised, found in Ray's wrappers; else a `ClusterError`."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, AuditorError):
-            return type(current)(*current.args) if current.args else current
-        todo += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    """The `AuditorError` an actor raised, from the traceback text Ray wraps it in;
+    else a `ClusterError` with the first line of Ray's error."""
+    known = _error_classes(AuditorError)
+    texts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(texts) < 10:
+        texts += [str(current), str(getattr(current, "error_msg", ""))]
+        current = current.__cause__ or current.__context__
+    for text in texts:
+        found = RAISED.findall(text)
+        if found and found[-1][0] in known:
+            name, message = found[-1]
+            return known[name](message.strip())
     return ClusterError(f"the audit failed on the Ray cluster: {_first_line(exc)}")
+
+
+RAISED = re.compile(r"^auditor\.[\w.]*?(\w+): (.+)$", re.M)
+
+
+def _error_classes(root: type[AuditorError]) -> dict[str, type[AuditorError]]:
+    """`root` and its subclasses by name."""
+    found = {root.__name__: root}
+    for sub in root.__subclasses__():
+        found.update(_error_classes(sub))
+    return found
 
 
 def _describe_cluster(ray: Any, pool: Pool, shards: int) -> dict[str, Any]:
@@ -315,4 +349,3 @@ def _describe_cluster(ray: Any, pool: Pool, shards: int) -> dict[str, Any]:
 def _first_line(exc: BaseException, limit: int = 300) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:limit]
-
