@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import os
 import pickle
 import re
@@ -158,21 +157,34 @@ def _provider(config: AuditConfig) -> str:
 
 @contextmanager
 def connected(ray: Any, address: str | None) -> Iterator[None]:
-    """Connect to the cluster at `address`, or start a private loopback-only Ray; stop after."""
+    """Join the cluster at `address`, or start a private loopback-only Ray; stop after.
+
+    A Ray this process has already joined (a notebook on a cluster, a test) is used as
+    it is and left running.
+    """
     _quiet(ray)
-    if ray.is_initialized():
-        raise ClusterError("Ray is already initialized in this process; shut it down first")
     # Ray prints its workers' failures (retried or not, with tracebacks) on stdout,
     # which is for machine output; they are in Ray's logs, and a failure that stops
     # the audit is reported as one line.
-    with redirect_stdout(io.StringIO()), _shut_down_after(ray):
-        if address:
-            _init(ray, address=address)
-        else:
-            with _loopback(ray):
-                _init(ray, address="local", include_dashboard=False, _node_ip_address=LOOPBACK)
-            _check_loopback(ray)
-        yield
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
+        if ray.is_initialized():
+            if address:
+                raise ClusterError("Ray is already initialized in this process; drop the address")
+            yield
+            return
+        with _shut_down_after(ray):
+            start_or_join(ray, address)
+            yield
+
+
+def start_or_join(ray: Any, address: str | None) -> None:
+    """`ray.init` for an audit: join `address`, or start a private Ray on loopback only."""
+    if address:
+        _init(ray, address=address)
+        return
+    with _loopback(ray):
+        _init(ray, address="local", include_dashboard=False, _node_ip_address=LOOPBACK)
+    _check_loopback(ray)
 
 
 @contextmanager

@@ -45,6 +45,19 @@ def ray_installed() -> None:
     pytest.importorskip("ray.data", reason="the ray extra is not installed")
 
 
+@pytest.fixture(scope="class")
+def running_ray(ray_installed) -> Iterator[None]:
+    """One private loopback Ray for the tests that need not start their own (stopped
+    before the cluster test, whose `ray stop` ends every Ray on the machine)."""
+    import ray
+
+    from auditor.distributed import start_or_join
+
+    start_or_join(ray, None)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def sample_config() -> AuditConfig:
     """The bundled samples, kept short: 60 images, two perturbations."""
@@ -117,33 +130,35 @@ def test_ray_engine_gives_the_local_engines_results(ray_installed, sample_config
 
 
 @pytest.mark.ray
-def test_a_dead_actor_has_its_shard_rerun(ray_installed, sample_config, local_results, tmp_path):
-    flag = tmp_path / "crash-once"
-    flag.write_text("the first attempt of shard 1 kills its actor")
-    marker = str(flag)
+@pytest.mark.usefixtures("running_ray")
+class TestOnASharedRay:
+    """Failures on the actors, on one Ray started for both tests."""
 
-    class CrashOnce(ShardWorker):
-        """Kills its own process on the first attempt at shard 1 (the flag is removed)."""
+    def test_a_dead_actor_has_its_shard_rerun(self, sample_config, local_results, tmp_path):
+        flag = tmp_path / "crash-once"
+        flag.write_text("the first attempt of shard 1 kills its actor")
+        marker = str(flag)
 
-        def audit(self, shard: int):  # type: ignore[no-untyped-def]
-            if shard == 1 and os.path.exists(marker):
-                os.remove(marker)
-                os._exit(1)
-            return super().audit(shard)
+        class CrashOnce(ShardWorker):
+            """Kills its own process on the first attempt at shard 1 (the flag is removed)."""
 
-    results = run_audit_ray(sample_config, worker=CrashOnce)
-    assert not flag.exists(), "the actor never crashed"
-    assert comparable(results) == local_results
+            def audit(self, shard: int):  # type: ignore[no-untyped-def]
+                if shard == 1 and os.path.exists(marker):
+                    os.remove(marker)
+                    os._exit(1)
+                return super().audit(shard)
 
+        results = run_audit_ray(sample_config, worker=CrashOnce)
+        assert not flag.exists(), "the actor never crashed"
+        assert comparable(results) == local_results
 
-@pytest.mark.ray
-def test_an_error_on_an_actor_is_reported_as_ours(ray_installed, sample_config):
-    class Refuses(ShardWorker):
-        def audit(self, shard: int):  # type: ignore[no-untyped-def]
-            raise DataError(f"shard {shard}: the data moved away")
+    def test_an_error_on_an_actor_is_reported_as_ours(self, sample_config):
+        class Refuses(ShardWorker):
+            def audit(self, shard: int):  # type: ignore[no-untyped-def]
+                raise DataError(f"shard {shard}: the data moved away")
 
-    with pytest.raises(DataError, match=r"^shard \d+: the data moved away$"):
-        run_audit_ray(sample_config, worker=Refuses)
+        with pytest.raises(DataError, match=r"^shard \d+: the data moved away$"):
+            run_audit_ray(sample_config, worker=Refuses)
 
 
 # --- a head and a worker node on loopback -----------------------------------------------
