@@ -38,7 +38,7 @@ MISSING_RAY = 'the Ray engine needs the `ray` extra: pip install "auditor[ray]"'
 SHARDS_PER_ACTOR = 4  # small shards balance the pool and make a re-run cheap
 RESTARTS = 4  # a dead actor is restarted, and its shard retried, at most this often
 LOOPBACK = "127.0.0.1"
-GPU_PROVIDERS = ("auto", "cuda", "cudaexecutionprovider")
+CPU_PROVIDERS = ("cpu", "cpuexecutionprovider")  # any other provider gets the GPUs
 
 
 class ClusterError(AuditorError):
@@ -76,8 +76,9 @@ def run_audit_ray(
     with connected(ray, address or config.ray_address):
         pool = plan_pool(ray, _provider(config))
         shards = max(1, min(total_samples, pool.actors * SHARDS_PER_ACTOR))
-        parts = _run_shards(ray, config, shards, pool, worker or ShardWorker, progress, units)
-        environment = {**parts[0].environment, "ray": _describe_cluster(ray, pool, shards)}
+        parts, used = _run_shards(ray, config, shards, pool, worker or ShardWorker, progress, units)
+        cluster = {**_describe_cluster(ray, pool, shards), "nodes_used": len(used)}
+        environment = {**parts[0].environment, "ray": cluster}
     stopped = [p.shard[0] for p in parts if p.done != p.total]
     if stopped:  # an actor was asked to stop (SIGTERM) and ended its shard early
         raise ClusterError(f"shards {stopped} stopped before their end; run the audit again")
@@ -98,7 +99,9 @@ class ShardWorker:
     """A Ray Data actor: one loaded model, and `run_shard` for every shard it is handed."""
 
     def __init__(self, config: AuditConfig, shards: int, cwd: str) -> None:
-        _enter(cwd)  # relative paths in `config` mean what they meant to the driver
+        # Relative paths in `config` mean what they meant to the driver.
+        relative = not (config.model_path.is_absolute() and config.data_path.is_absolute())
+        _enter(cwd, needed=relative)
         from auditor.model import load_model
 
         self.config = config
@@ -106,9 +109,16 @@ class ShardWorker:
         self.model = load_model(config.model_path, config.model)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import ray
+
         numbers = [int(i) for i in batch["shard"]]
         parts = [pickle.dumps(self.audit(i), protocol=pickle.HIGHEST_PROTOCOL) for i in numbers]
-        return {"shard": np.asarray(numbers), "partial": np.asarray(parts, dtype=object)}
+        node = ray.get_runtime_context().get_node_id()
+        return {
+            "shard": np.asarray(numbers),
+            "partial": np.asarray(parts, dtype=object),
+            "node": np.asarray([node] * len(numbers)),
+        }
 
     def audit(self, shard: int) -> ShardResult:
         """Audit shard `shard` with this actor's session; a copy keeps shards independent."""
@@ -123,10 +133,12 @@ class ShardWorker:
             return job.result()
 
 
-def _enter(cwd: str) -> None:
+def _enter(cwd: str, needed: bool) -> None:
     try:
         os.chdir(cwd)
     except OSError as exc:
+        if not needed:
+            return
         raise ClusterError(
             f"the driver's working folder {cwd} is missing on this node ({exc.strerror}); "
             "every node needs the same files at the same paths"
@@ -263,7 +275,7 @@ def plan_pool(ray: Any, provider: str) -> Pool:
     """One actor per GPU when GPUs are asked for and present, else one per node."""
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
     gpus = int(sum(r.get("GPU", 0) for r in nodes))
-    if gpus and provider in GPU_PROVIDERS:
+    if gpus and provider not in CPU_PROVIDERS:
         return Pool(actors=gpus, num_cpus=1, num_gpus=1)
     cpus = [r["CPU"] for r in nodes if r.get("CPU", 0) >= 1]
     if not cpus:
@@ -281,8 +293,9 @@ def _run_shards(
     worker: type[ShardWorker],
     progress: Progress | None,
     units: int,
-) -> list[ShardResult]:
-    """Audit every shard in the actor pool; return the partial results in shard order."""
+) -> tuple[list[ShardResult], set[str]]:
+    """Audit every shard in the actor pool; return the partial results in shard order
+    and the ids of the nodes that ran them."""
     # The actors journal nothing: Ray's retries are their crash safety.
     config = dataclasses.replace(config, journal_path=None, resume=False)
     items = ray.data.from_items([{"shard": i} for i in range(shards)], override_num_blocks=shards)
@@ -293,22 +306,24 @@ def _run_shards(
             worker,
             fn_constructor_kwargs={"config": config, "shards": shards, "cwd": os.getcwd()},
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool.actors),
+            compute=ray.data.ActorPoolStrategy(size=pool.actors),
             num_cpus=pool.num_cpus,
             num_gpus=pool.num_gpus,
             max_restarts=RESTARTS,
             max_task_retries=RESTARTS,
         )
     parts: dict[int, ShardResult] = {}
+    nodes: set[str] = set()
     try:
         for row in scored.iter_rows():
             part: ShardResult = pickle.loads(row["partial"])
             parts.setdefault(part.shard[0], part)
+            nodes.add(str(row["node"]))
             if progress:
                 progress(sum(p.done for p in parts.values()), units)
     except Exception as exc:
         raise _auditor_error(exc) from None
-    return _in_order(parts, shards)
+    return _in_order(parts, shards), nodes
 
 
 def _in_order(parts: dict[int, ShardResult], shards: int) -> list[ShardResult]:

@@ -16,6 +16,11 @@ and a profile of where the audit's main thread spends its time.
     python bench/engine.py --model heavy --suite quick --images 40
     python bench/engine.py --model light --suite quick --images 40
     python bench/engine.py --model heavy --suite imagenet-c --images 10 --no-memory
+
+With `--engine ray` it measures instead the overhead of `auditor check --engine ray`
+on this one machine against the local engine (same audit, interleaved runs):
+
+    python bench/engine.py --engine ray --model heavy --suite quick --images 40
 """
 
 from __future__ import annotations
@@ -204,7 +209,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="ray: the Ray overhead"
+    )
     args = parser.parse_args()
+    if args.engine == "ray":
+        ray_overhead(args)
+        return
     names = list(SUITES[args.suite])
     with tempfile.TemporaryDirectory() as tmp:
         model = build_model(Path(tmp) / f"{args.model}.onnx", args.model)
@@ -239,6 +250,42 @@ def main() -> None:
             many = write_images(Path(tmp) / "many", 2000)
             small, large = peak_rss(model, many, 200), peak_rss(model, many, 2000)
             print(f"peak RSS: 200 samples {small:.0f} MiB, 2000 samples {large:.0f} MiB")
+
+
+def ray_overhead(args: argparse.Namespace) -> None:
+    """`--engine ray` on one machine against the local engine, as ratios of medians.
+
+    Two Ray figures: with a private Ray started and stopped for each audit (what
+    `--engine ray` without `--ray-address` costs), and on a Ray that is already running
+    (the distributed path alone: scheduling, actor start, model load, shipping partials).
+    """
+    import ray
+
+    from auditor.distributed import run_audit_ray, start_or_join
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = AuditConfig(
+            model_path=build_model(Path(tmp) / f"{args.model}.onnx", args.model),
+            data_path=write_images(Path(tmp) / "data", args.images),
+            suite=args.suite,
+            workers=args.workers,
+            batch_size=args.batch_size,
+        )
+        times: dict[str, list[float]] = {"local": [], "private": [], "running": []}
+        for _ in range(args.repeats):  # interleaved, so load changes hit all alike
+            times["local"].append(timed(lambda: run_audit(config)))
+            times["private"].append(timed(lambda: run_audit_ray(config)))
+            start_or_join(ray, None)
+            try:
+                times["running"].append(timed(lambda: run_audit_ray(config)))
+            finally:
+                ray.shutdown()
+    local, private, running = (statistics.median(times[k]) for k in times)
+    print(f"model {args.model}, suite {args.suite}, {args.images} images; "
+          f"median of {args.repeats}")  # fmt: skip
+    print(f"local engine:                      {local:.2f} s")
+    print(f"--engine ray, private Ray started: {private:.2f} s  ratio {private / local:.2f}")
+    print(f"--engine ray, Ray already running: {running:.2f} s  ratio {running / local:.2f}")
 
 
 def profile(audit: Callable[[], object]) -> None:
