@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -103,10 +103,13 @@ class ShardWorker:
         relative = not (config.model_path.is_absolute() and config.data_path.is_absolute())
         _enter(cwd, needed=relative)
         from auditor.model import load_model
+        from auditor.pipeline import auto_workers
 
         self.config = config
         self.shards = shards
-        self.model = load_model(config.model_path, config.model)
+        # The threads `run_shard` would give the session it opens itself.
+        threads = config.model.threads or auto_workers()
+        self.model = load_model(config.model_path, replace(config.model, threads=threads))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import ray

@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from auditor import data, environment, perturbations
 from auditor.config import DELTA_NORMS, AuditConfig
 from auditor.errors import ConfigError, DataError, SampleError
-from auditor.journal import Journal
+from auditor.journal import Journal, from_journal_record, journal_record
 from auditor.model import Model, load_model
 from auditor.partial import (
     NothingDone,
@@ -86,6 +87,10 @@ def run_shard(
     planned = perturbations.plan(config.perturbations, config.suite)
     draws = plan_draws(planned, config.repeats)
     workers = config.workers or auto_workers()
+    # onnxruntime gets every core: the model is the bottleneck of a heavy audit, and
+    # the perturbation workers mostly wait on the bounded queue (bench/engine.py).
+    threads = config.model.threads or auto_workers()
+    config = replace(config, model=replace(config.model, threads=threads))
     model = model if model is not None else load_model(config.model_path, config.model)
     dataset = data.discover(config.data_path, config.limit)
     _check_labels_needed(config, dataset)
@@ -162,7 +167,7 @@ class _ShardRun:
         if self.config.journal_path is not None:
             digest = f"{self.part.digest}:{self.part.shard[0]}/{self.part.shard[1]}"
             journal, records = Journal.start(self.config.journal_path, digest, self.config.resume)
-            self._absorb([_from_record(r, dataset.samples) for r in records])
+            self._absorb([from_journal_record(r, dataset.samples) for r in records])
         seen = {row["path"] for row in self.part.manifest} | {
             s["path"] for s in self.part.skipped_decode
         }
@@ -171,7 +176,7 @@ class _ShardRun:
             for group in pipeline.run(todo):
                 self._absorb(group)
                 if journal is not None:
-                    journal.append(_to_record(item) for item in group)
+                    journal.append(journal_record(item) for item in group)
                     journal.flush()
                 if stopped.is_set():
                     break
@@ -290,36 +295,6 @@ class _ShardRun:
             "max_abs_diff": metrics.rounded(float(np.abs(first - again).max())),
             "decision_flips": int(flips.sum()),
         }
-
-
-def _to_record(item: Scored | Failed) -> dict[str, Any]:
-    if isinstance(item, Failed):
-        return {"i": item.index, "k": item.sample.key, "skip": item.reason}
-    return {
-        "i": item.index,
-        "k": item.sample.key,
-        "sha": item.sha256,
-        "cv": item.converted,
-        "c": item.clean.tolist(),
-        "p": item.perturbed.tolist(),
-    }
-
-
-def _from_record(record: dict[str, Any], samples: Sequence[data.Sample]) -> Scored | Failed:
-    index = int(record["i"])
-    sample = samples[index]
-    if sample.key != record["k"]:  # the digest covers the listing; this is a safety net
-        raise ConfigError(f"journal record {index} is for '{record['k']}', not '{sample.key}'")
-    if "skip" in record:
-        return Failed(index, sample, record["skip"])
-    return Scored(
-        index,
-        sample,
-        record["sha"],
-        record["cv"],
-        np.asarray(record["c"], np.float64),
-        np.asarray(record["p"], np.float64),
-    )
 
 
 @contextmanager
