@@ -152,6 +152,18 @@ class TestOnASharedRay:
         assert not flag.exists(), "the actor never crashed"
         assert comparable(results) == local_results
 
+    def test_the_private_ray_listens_on_loopback_only(self):
+        import ray
+
+        host, port = ray.get_runtime_context().gcs_address.rsplit(":", 1)
+        assert host == "127.0.0.1"
+        assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+        outward = _outward_address()
+        if outward is None or outward.startswith("127."):
+            pytest.skip("this machine has no outward address to try")
+        with pytest.raises(OSError):  # refused: nothing listens there
+            socket.create_connection((outward, int(port)), timeout=5).close()
+
     def test_an_error_on_an_actor_is_reported_as_ours(self, sample_config):
         class Refuses(ShardWorker):
             def audit(self, shard: int):  # type: ignore[no-untyped-def]
@@ -159,6 +171,16 @@ class TestOnASharedRay:
 
         with pytest.raises(DataError, match=r"^shard \d+: the data moved away$"):
             run_audit_ray(sample_config, worker=Refuses)
+
+
+def _outward_address() -> str | None:
+    """The address this machine would send from (a UDP connect sends nothing)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("203.0.113.1", 9))  # TEST-NET-3: never reached
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
 
 
 # --- a head and a worker node on loopback -----------------------------------------------
