@@ -9,18 +9,24 @@ of its frames' vectors. RA, RR and every metric are then computed per video.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from auditor.errors import ConfigError, DataError, SampleError
+from auditor.seeds import derive_rng
+
+if TYPE_CHECKING:
+    from auditor.perturbations.registry import PlannedPerturbation
 
 Image = NDArray[np.uint8]
 Probs = NDArray[np.float64]
@@ -313,6 +319,64 @@ def aggregate(frame_probs: Probs, how: str, positive: int | None) -> Probs:
         raise ConfigError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {how!r}")
     total = out.sum(axis=-1, keepdims=True)
     return np.asarray(out / np.where(total > 0, total, 1.0), np.float64)
+
+
+# ---------------------------------------------------------------- scoring
+
+Predict = Callable[[Sequence[Image]], Probs]
+
+
+@dataclass
+class ClipScores:
+    """One video's scores: per video (aggregated) and per frame, clean and perturbed.
+
+    `perturbed` maps (perturbation index, level) to R x K, `perturbed_frames` to R x F x K.
+    """
+
+    clean: Probs
+    clean_frames: Probs
+    perturbed: dict[tuple[int, int], Probs]
+    perturbed_frames: dict[tuple[int, int], Probs]
+
+
+def score_clip(
+    clip: Clip,
+    key: str,
+    predict: Predict,
+    planned: Sequence[PlannedPerturbation],
+    *,
+    seed: int,
+    repeats: int,
+    how: str,
+    positive: int | None,
+    scale_to_input: bool = True,
+) -> ClipScores:
+    """Score one clip clean and under every planned level and repeat.
+
+    The draws of repeat r at level l come from the generator of (seed, `key`,
+    perturbation, l, r), the same as for an image, shared by all the clip's frames.
+    """
+    clean_frames = predict(clip.frames)
+    scores = ClipScores(aggregate(clean_frames, how, positive), clean_frames, {}, {})
+    for pi, pp in enumerate(planned):
+        for level, params in enumerate(pp.levels, start=1):
+            frames = np.stack(
+                [
+                    predict(
+                        perturb_clip(
+                            pp.name,
+                            clip.frames,
+                            params,
+                            functools.partial(derive_rng, seed, key, pp.name, level, repeat),
+                            scale_to_input,
+                        )
+                    )
+                    for repeat in range(repeats)
+                ]
+            )
+            scores.perturbed_frames[(pi, level)] = frames
+            scores.perturbed[(pi, level)] = aggregate(frames, how, positive)
+    return scores
 
 
 # ---------------------------------------------------------------- what this build reads

@@ -1,0 +1,185 @@
+"""Video audits: frame sampling and decoding, consistent perturbation, aggregation, and
+whole audits of the bundled sample clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from auditor import video
+from auditor.errors import ConfigError, DataError, SampleError
+from auditor.perturbations import registry
+from auditor.video import FrameSampling
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_VIDEOS = ROOT / "samples" / "video" / "data"
+DETECTOR_A = ROOT / "samples" / "deepfake" / "detector_a.onnx"
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: float = 12.0) -> Path:
+    """Write RGB `frames` as Motion-JPEG in .avi (written and read by every OpenCV build)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+def counting_clip(path: Path, count: int, fps: float = 12.0) -> Path:
+    """A clip whose frame i is flat grey 8 * i: a decoded frame tells its own index."""
+    return write_clip(path, [np.full((24, 32, 3), 8 * i, np.uint8) for i in range(count)], fps)
+
+
+def decoded_indices(clip: video.Clip) -> list[int]:
+    return [int(round(frame.mean() / 8)) for frame in clip.frames]
+
+
+# ---------------------------------------------------------------- sampling and decoding
+
+
+def test_frames_are_spread_evenly_and_decoded_in_order(tmp_path):
+    clip = video.read_clip(counting_clip(tmp_path / "c.avi", 30), FrameSampling(frames=6))
+    assert clip.indices == (2, 7, 12, 17, 22, 27)
+    assert decoded_indices(clip) == list(clip.indices)
+    assert clip.total_frames == 30 and clip.native_fps == pytest.approx(12.0)
+    assert all(f.shape == (24, 32, 3) and f.dtype == np.uint8 for f in clip.frames)
+
+
+def test_a_short_video_gives_all_its_frames(tmp_path):
+    clip = video.read_clip(counting_clip(tmp_path / "c.avi", 5), FrameSampling(frames=16))
+    assert decoded_indices(clip) == [0, 1, 2, 3, 4]
+
+
+def test_fps_sampling_takes_the_frame_on_screen_at_each_tick(tmp_path):
+    path = counting_clip(tmp_path / "c.avi", 24, fps=12.0)
+    clip = video.read_clip(path, FrameSampling(frames=None, fps=4.0))
+    assert clip.indices == (0, 3, 6, 9, 12, 15, 18, 21)
+    assert decoded_indices(clip) == list(clip.indices)
+    capped = video.read_clip(path, FrameSampling(frames=3, fps=4.0))
+    assert capped.indices == (3, 12, 18)  # the middles of 3 runs of the 8
+
+
+def test_the_file_hash_is_the_sha256_of_its_bytes(tmp_path):
+    import hashlib
+
+    path = counting_clip(tmp_path / "c.avi", 4)
+    clip = video.read_clip(path, FrameSampling())
+    assert clip.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all", bytes(range(256)) * 40])
+def test_an_undecodable_video_is_a_sample_error(tmp_path, content):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(content)
+    with pytest.raises(SampleError, match="decodable"):
+        video.read_clip(path, FrameSampling())
+
+
+def test_bad_sampling_options_are_refused():
+    with pytest.raises(ConfigError, match="--frames"):
+        FrameSampling(frames=0)
+    with pytest.raises(ConfigError, match="--fps"):
+        FrameSampling(fps=0.0)
+
+
+def test_this_build_reads_the_common_containers():
+    assert {".mp4", ".avi"} <= set(video.decodable_suffixes())
+
+
+def test_images_and_videos_together_are_refused(tmp_path):
+    assert video.media_kind([Path("a/x.MP4"), Path("b/y.webm")], tmp_path) == "video"
+    assert video.media_kind([Path("a/x.png")], tmp_path) == "image"
+    with pytest.raises(DataError, match="mixes 1 image.*and 2 video.*separately"):
+        video.media_kind([Path("a/x.png"), Path("a/y.avi"), Path("a/z.mkv")], tmp_path)
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def test_aggregates_are_per_class_and_sum_to_one():
+    frames = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    assert video.aggregate(frames, "mean", 1) == pytest.approx([17 / 30, 13 / 30])
+    assert video.aggregate(frames, "median", 1) == pytest.approx([0.6, 0.4])
+    # max: the most suspicious frame (highest p of the positive class), whole vector.
+    assert video.aggregate(frames, "max", 1) == pytest.approx([0.2, 0.8])
+    three = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    assert video.aggregate(three, "max", None) == pytest.approx(np.array([0.7, 0.3, 0.6]) / 1.6)
+    assert video.aggregate(three, "median", None).sum() == pytest.approx(1.0)
+
+
+def test_aggregation_works_over_repeats_too():
+    frames = np.random.default_rng(0).dirichlet([1, 1], size=(3, 5))  # R x F x K
+    for how in video.AGGREGATES:
+        out = video.aggregate(frames, how, 1)
+        assert out.shape == (3, 2)
+        for r in range(3):
+            assert out[r] == pytest.approx(video.aggregate(frames[r], how, 1))
+
+
+def test_an_unknown_aggregate_is_refused():
+    with pytest.raises(ConfigError, match="--aggregate"):
+        video.aggregate(np.ones((2, 2)) / 2, "mode", 1)
+
+
+# ---------------------------------------------------------------- perturbation
+
+
+@pytest.fixture
+def occlusion(monkeypatch):
+    """A perturbation with a global draw: a black square at a random place."""
+
+    def occlude(image, rng, side):
+        out = image.copy()
+        y = int(rng.integers(0, image.shape[0] - side))
+        x = int(rng.integers(0, image.shape[1] - side))
+        out[y : y + side, x : x + side] = 0
+        return out
+
+    spec = registry.Perturbation("test_occlusion", "test", occlude, ({"side": 6},))
+    monkeypatch.setitem(registry.REGISTRY, "test_occlusion", spec)
+    return spec
+
+
+def test_a_global_draw_is_the_same_on_every_frame(occlusion):
+    frames = [np.full((40, 40, 3), 50 + 10 * i, np.uint8) for i in range(6)]
+    rng_for = lambda: video.derive_rng(0, "real/a.mp4", "test_occlusion", 1, 0)  # noqa: E731
+    out = video.perturb_clip("test_occlusion", frames, {"side": 6}, rng_for)
+    masks = [np.all(frame == 0, axis=2) for frame in out]
+    assert masks[0].sum() == 36
+    assert all(np.array_equal(mask, masks[0]) for mask in masks)
+    # Another video draws another place.
+    other = lambda: video.derive_rng(0, "real/b.mp4", "test_occlusion", 1, 0)  # noqa: E731
+    elsewhere = video.perturb_clip("test_occlusion", frames, {"side": 6}, other)
+    assert not np.array_equal(np.all(elsewhere[0] == 0, axis=2), masks[0])
+
+
+def test_per_pixel_noise_is_a_static_pattern_over_the_frames():
+    frames = [np.full((20, 20, 3), 128, np.uint8) for _ in range(4)]
+    rng_for = lambda: video.derive_rng(3, "fake/c.mp4", "gaussian_noise", 2, 0)  # noqa: E731
+    out = video.perturb_clip("gaussian_noise", frames, {"sigma": 0.12}, rng_for)
+    assert not np.array_equal(out[0], frames[0])
+    assert all(np.array_equal(frame, out[0]) for frame in out)
+
+
+def test_the_rate_factor_maps_to_coarser_quality():
+    qualities = [video.jpeg_quality(c) for c in (30, 32, 35, 38, 40)]
+    assert qualities == [40, 32, 22, 16, 13]
+    assert video.rate_factor({"crf": 35}) == 35.0
+
+
+def test_compression_re_encodes_the_whole_clip(tmp_path):
+    rng = np.random.default_rng(1)
+    base = cv2.resize(rng.integers(0, 256, (12, 16, 3), np.uint8), (64, 48))
+    frames = [np.roll(base, i, axis=1) for i in range(8)]
+    errors = []
+    for crf in (30, 40):
+        out = video.perturb_clip("video_compression", frames, {"crf": crf}, lambda: None)
+        assert len(out) == 8 and out[0].shape == (48, 64, 3) and out[0].dtype == np.uint8
+        errors.append(np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(out, frames)]))
+    assert 0 < errors[0] < errors[1]
