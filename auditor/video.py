@@ -13,10 +13,10 @@ import functools
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -24,9 +24,6 @@ from numpy.typing import NDArray
 
 from auditor.errors import ConfigError, DataError, SampleError
 from auditor.seeds import derive_rng
-
-if TYPE_CHECKING:
-    from auditor.perturbations.registry import PlannedPerturbation
 
 Image = NDArray[np.uint8]
 Probs = NDArray[np.float64]
@@ -323,60 +320,69 @@ def aggregate(frame_probs: Probs, how: str, positive: int | None) -> Probs:
 
 # ---------------------------------------------------------------- scoring
 
-Predict = Callable[[Sequence[Image]], Probs]
+
+class Draw(Protocol):
+    """One perturbed copy of a sample (`auditor.pipeline.Draw` has these fields)."""
+
+    @property
+    def perturbation(self) -> str: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def params(self) -> dict[str, float]: ...
+    @property
+    def repeat(self) -> int: ...
 
 
 @dataclass
-class ClipScores:
-    """One video's scores: per video (aggregated) and per frame, clean and perturbed.
+class ClipRows:
+    """A clip ready for the model: clean frames, then each draw's frames, as tensor rows."""
 
-    `perturbed` maps (perturbation index, level) to R x K, `perturbed_frames` to R x F x K.
-    """
-
-    clean: Probs
-    clean_frames: Probs
-    perturbed: dict[tuple[int, int], Probs]
-    perturbed_frames: dict[tuple[int, int], Probs]
+    tensor: NDArray[Any]  # (1 + D) * F rows
+    frames: int  # F
+    clip: Clip
 
 
-def score_clip(
-    clip: Clip,
+def clip_rows(
+    path: Path,
     key: str,
-    predict: Predict,
-    planned: Sequence[PlannedPerturbation],
+    draws: Sequence[Draw],
+    to_tensor: Callable[[Sequence[Image]], NDArray[Any]],
     *,
     seed: int,
-    repeats: int,
-    how: str,
-    positive: int | None,
-    scale_to_input: bool = True,
-) -> ClipScores:
-    """Score one clip clean and under every planned level and repeat.
+    scale_to_input: bool,
+    sampling: FrameSampling,
+) -> ClipRows:
+    """Decode the clip at `path` once, perturb it under every draw, preprocess every frame.
 
-    The draws of repeat r at level l come from the generator of (seed, `key`,
-    perturbation, l, r), the same as for an image, shared by all the clip's frames.
+    The draws of one (perturbation, level, repeat) come from the generator of (seed,
+    `key`, perturbation, level, repeat), as for an image, rebuilt for each frame.
     """
-    clean_frames = predict(clip.frames)
-    scores = ClipScores(aggregate(clean_frames, how, positive), clean_frames, {}, {})
-    for pi, pp in enumerate(planned):
-        for level, params in enumerate(pp.levels, start=1):
-            frames = np.stack(
-                [
-                    predict(
-                        perturb_clip(
-                            pp.name,
-                            clip.frames,
-                            params,
-                            functools.partial(derive_rng, seed, key, pp.name, level, repeat),
-                            scale_to_input,
-                        )
-                    )
-                    for repeat in range(repeats)
-                ]
-            )
-            scores.perturbed_frames[(pi, level)] = frames
-            scores.perturbed[(pi, level)] = aggregate(frames, how, positive)
-    return scores
+    clip = read_clip(path, sampling)
+    count = len(clip.frames)
+    first = to_tensor(clip.frames)
+    tensor = np.empty(((1 + len(draws)) * count, *first.shape[1:]), first.dtype)
+    tensor[:count] = first
+    for row, draw in enumerate(draws, start=1):
+        rng_for = functools.partial(
+            derive_rng, seed, key, draw.perturbation, draw.level, draw.repeat
+        )
+        frames = perturb_clip(draw.perturbation, clip.frames, draw.params, rng_for, scale_to_input)
+        tensor[row * count : (row + 1) * count] = to_tensor(frames)
+    # The pixels are dropped here: only the tensor (and the frame numbers) go on.
+    return ClipRows(tensor, count, replace(clip, frames=[]))
+
+
+def split_rows(
+    probs: Probs, frames: int, how: str, positive: int | None
+) -> tuple[Probs, Probs, Probs]:
+    """Turn a clip's row probabilities into (clean K, perturbed D x K, frames (1+D) x F x K).
+
+    The first two are per video (aggregated over the frames); the last keeps the frames.
+    """
+    per_frame = probs.reshape(-1, frames, probs.shape[-1])
+    per_video = aggregate(per_frame, how, positive)
+    return per_video[0], per_video[1:], per_frame
 
 
 # ---------------------------------------------------------------- what this build reads

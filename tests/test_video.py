@@ -3,6 +3,7 @@ whole audits of the bundled sample clips."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -183,3 +184,48 @@ def test_compression_re_encodes_the_whole_clip(tmp_path):
         assert len(out) == 8 and out[0].shape == (48, 64, 3) and out[0].dtype == np.uint8
         errors.append(np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(out, frames)]))
     assert 0 < errors[0] < errors[1]
+
+
+# ---------------------------------------------------------------- rows for the model
+
+
+@dataclass(frozen=True)
+class Draw:
+    perturbation: str
+    level: int
+    params: dict
+    repeat: int
+
+
+def test_clip_rows_hold_clean_frames_then_each_draw(tmp_path):
+    path = counting_clip(tmp_path / "c.avi", 10)
+    draws = [Draw("gaussian_noise", 1, {"sigma": 0.08}, r) for r in range(2)]
+    rows = video.clip_rows(
+        path,
+        "real/c.avi",
+        draws,
+        lambda frames: np.stack(frames).astype(np.float32),
+        seed=0,
+        scale_to_input=True,
+        sampling=FrameSampling(frames=4),
+    )
+    assert rows.frames == 4 and rows.tensor.shape == (12, 24, 32, 3)
+    assert rows.clip.indices == (1, 3, 6, 8) and rows.clip.frames == []
+    clean, first, second = rows.tensor[:4], rows.tensor[4:8], rows.tensor[8:]
+    assert [round(f.mean() / 8) for f in clean] == [1, 3, 6, 8]
+    noise = first - clean
+    # The same pattern on every frame wherever no frame clipped at 0 or 255, another
+    # pattern for the next repeat.
+    unclipped = ((first > 0) & (first < 255)).all(axis=0)
+    assert unclipped.mean() > 0.5
+    for n in noise[1:]:
+        assert np.array_equal(n[unclipped], noise[0][unclipped])
+    assert not np.array_equal(second - clean, noise)
+
+
+def test_split_rows_aggregates_per_video_and_keeps_the_frames():
+    probs = np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.1, 0.9], [0.5, 0.5], [0.5, 0.5]])
+    clean, perturbed, frames = video.split_rows(probs, 2, "mean", 1)
+    assert clean == pytest.approx([0.7, 0.3])
+    assert perturbed == pytest.approx(np.array([[0.2, 0.8], [0.5, 0.5]]))
+    assert frames.shape == (3, 2, 2) and np.array_equal(frames[1], probs[2:4])
