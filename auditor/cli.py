@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from auditor import __version__
-from auditor.config import DEFAULT_TOLERANCES, DELTA_NORMS, AuditConfig, ModelOptions
+from auditor.config import DEFAULT_TOLERANCES, DELTA_NORMS, AuditConfig, ModelOptions, VideoOptions
 from auditor.config import PreprocessOptions as Prep
 from auditor.errors import (
     EXIT_CANNOT_RUN,
@@ -27,6 +27,7 @@ from auditor.errors import (
 )
 from auditor.outputs import OUTPUT_KINDS
 from auditor.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, LAYOUTS, PAD_ALIGNS, RESIZE_MODES
+from auditor.video import AGGREGATES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -174,6 +175,21 @@ def main() -> None:
     help="Images per model call; results do not depend on it.",
 )
 @click.option(
+    "--frames",
+    type=click.IntRange(min=1),
+    help="Video data: frames per video, spread evenly [default: 16; with --fps: at most N].",
+)
+@click.option(
+    "--fps", type=Number(), help="Video data: score this many frames per second of video."
+)
+@click.option(
+    "--aggregate",
+    type=click.Choice(AGGREGATES),
+    default="mean",
+    show_default=True,
+    help="Video data: how the frames' probabilities make the video's.",
+)
+@click.option(
     "--threshold",
     type=Number(),
     default=0.5,
@@ -291,6 +307,7 @@ def _config_from(options: dict[str, Any]) -> AuditConfig:
         fail_under_ra=options["fail_under_ra"],
         fail_under_rr=options["fail_under_rr"],
         command_line=("auditor", *sys.argv[1:]),
+        video=VideoOptions(options["frames"], options["fps"], options["aggregate"]),
     )
 
 

@@ -41,6 +41,15 @@ class ModelOptions:
 
 
 @dataclass(frozen=True)
+class VideoOptions:
+    """How video samples are read and scored (ignored for images)."""
+
+    frames: int | None = None  # frames per video; None: 16, or every frame at `fps`
+    fps: float | None = None  # sample this many frames per second instead
+    aggregate: str = "mean"  # frame probabilities -> video's: mean | median | max
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """One audit: model, data, perturbations, metrics options and gates."""
 
@@ -61,3 +70,4 @@ class AuditConfig:
     fail_under_ra: float | None = None
     fail_under_rr: float | None = None
     command_line: tuple[str, ...] = ()
+    video: VideoOptions = field(default_factory=VideoOptions)

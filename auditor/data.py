@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor.errors import DataError, SampleError
+from auditor.video import VIDEO_SUFFIXES, media_kind
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
@@ -48,6 +49,7 @@ class Dataset:
     kind: str  # "folders" | "manifest" | "unlabelled"
     samples: list[Sample]
     skipped: list[Skipped] = field(default_factory=list)
+    media: str = "image"  # "image" | "video" (see `auditor.video`); never both
 
     @property
     def labelled(self) -> bool:
@@ -71,7 +73,9 @@ def discover(path: Path, limit: int | None = None) -> Dataset:
     else:
         dataset = _from_folder(path)
     if not dataset.samples:
-        raise DataError(f"{path}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+        looked = ", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        raise DataError(f"{path}: no images found (looked for {looked})")
+    dataset.media = media_kind([s.path for s in dataset.samples], path)
     if limit is not None:
         dataset.samples = stratified(dataset.samples, limit)
     return dataset
@@ -96,7 +100,9 @@ def _images_under(folder: Path) -> list[Path]:
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    """An image or a video (`discover` refuses a mix of both)."""
+    suffix = path.suffix.lower()
+    return suffix in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not path.name.startswith(".")
 
 
 def _key(path: Path, root: Path) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor import __version__, data, environment, gates, metrics, perturbations, thumbnails
+from auditor import __version__, data, environment, gates, metrics, perturbations, thumbnails, video
 from auditor.config import DELTA_NORMS, AuditConfig
 from auditor.errors import ConfigError, DataError, SampleError
 from auditor.model import Model, load_model
@@ -53,6 +53,8 @@ class _Collected:
     manifest: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[data.Skipped] = field(default_factory=list)
     thumbnails: dict[str, Any] = field(default_factory=dict)
+    frames: _Collected | None = None  # video audits: every frame as a sample
+    frame_counts: list[int] = field(default_factory=list)
 
 
 def run_audit(config: AuditConfig, progress: Progress | None = None) -> AuditResults:
@@ -72,7 +74,12 @@ def run_audit(config: AuditConfig, progress: Progress | None = None) -> AuditRes
     collected = _Collected(skipped=list(dataset.skipped))
     per_sample = 1 + sum(len(p.levels) for p in planned) * config.repeats
     counter = _Counter(len(dataset.samples) * per_sample, progress)
-    for batch in _batches(dataset.samples, config.batch_size):
+    if dataset.media == "video":
+        collected.frames = _Collected()
+        for sample in dataset.samples:
+            _score_video(sample, model, planned, config, label_of, collected)
+            counter.advance(per_sample)
+    for batch in _batches(dataset.samples if dataset.media == "image" else [], config.batch_size):
         decoded = _decode(batch, collected)
         counter.advance((len(batch) - len(decoded)) * per_sample)
         if decoded:
@@ -122,6 +129,78 @@ def _score_batch(
                     )
                 counter.advance(len(decoded))
             collected.perturbed.setdefault((pi, li), []).append(np.stack(repeats))
+
+
+@dataclass(frozen=True)
+class _Draw:
+    perturbation: str
+    level: int
+    params: dict[str, float]
+    repeat: int
+
+
+def _score_video(
+    sample: data.Sample,
+    model: Model,
+    planned: Sequence[PlannedPerturbation],
+    config: AuditConfig,
+    label_of: Callable[[data.Sample], int],
+    collected: _Collected,
+) -> None:
+    """Score one video per video and per frame (a skipped video is recorded as such)."""
+    draws = [
+        _Draw(pp.name, li, dict(params), r)
+        for pp in planned
+        for li, params in enumerate(pp.levels, start=1)
+        for r in range(config.repeats)
+    ]
+    sampling = video.frame_sampling(config.video.frames, config.video.fps)
+    try:
+        rows = video.clip_rows(
+            sample.path,
+            sample.key,
+            draws,
+            model.to_tensor,
+            seed=config.seed,
+            scale_to_input=config.scale_to_input,
+            sampling=sampling,
+        )
+    except SampleError as exc:
+        collected.skipped.append(data.Skipped(sample.key, str(exc)))
+        return
+    clean, perturbed, frames = video.split_rows(
+        model.infer(rows.tensor), rows.frames, config.video.aggregate, model.positive_index()
+    )
+    collected.manifest.append(
+        {
+            "path": sample.key,
+            "sha256": rows.clip.sha256,
+            "label": sample.label,
+            "frames": list(rows.clip.indices),
+        }
+    )
+    collected.frame_counts.append(rows.frames)
+    assert collected.frames is not None
+    _add(collected, clean[None], perturbed[:, None], label_of(sample), planned, config.repeats)
+    _add(collected.frames, frames[0], frames[1:], label_of(sample), planned, config.repeats)
+
+
+def _add(
+    collected: _Collected,
+    clean: NDArray[np.float64],
+    perturbed: NDArray[np.float64],
+    label: int,
+    planned: Sequence[PlannedPerturbation],
+    repeats: int,
+) -> None:
+    """Collect N samples: `clean` N x K and `perturbed` D x N x K in draw order."""
+    collected.clean.append(clean)
+    collected.labels.extend([label] * len(clean))
+    rows = iter(perturbed)
+    for pi, pp in enumerate(planned):
+        for li in range(1, len(pp.levels) + 1):
+            stacked = np.stack([next(rows) for _ in range(repeats)])
+            collected.perturbed.setdefault((pi, li), []).append(stacked)
 
 
 def _perturb(
@@ -215,15 +294,57 @@ def _assemble(
         started_at=started,
         finished_at=_now(),
         model=model.describe(),
-        data=_describe_data(dataset, collected),
+        data=_describe_data(dataset, collected, config),
         config=_describe_config(config, planned, keys, model),
         environment=environment.describe(model.provider),
         clean=clean_summary,
         results=levels,
         summary=_summaries(planned, levels, keys, clean_summary["accuracy"]),
         thumbnails=collected.thumbnails,
+        frame_results=_frame_results(config, planned, collected.frames, labels is not None, model)
+        if collected.frames is not None
+        else None,
         verdict=gates.evaluate(levels, headline, config.fail_under_ra, config.fail_under_rr),
     )
+
+
+FRAME_LEVEL_KEYS = (
+    *("perturbation", "level", "n", "ra", "ra_ci"),
+    *("rr", "rr_ci", "flip_rate", "flip_rate_ci"),
+)
+
+
+def _frame_results(
+    config: AuditConfig,
+    planned: Sequence[PlannedPerturbation],
+    frames: _Collected,
+    labelled: bool,
+    model: Model,
+) -> dict[str, Any]:
+    """The levels again with every frame as a sample: the report's secondary table."""
+    clean = np.concatenate(frames.clean)
+    labels = np.asarray(frames.labels, np.int64) if labelled else None
+    positive = model.positive_index()
+    summary = metrics.clean_metrics(clean, labels, config.threshold, positive, [])
+    levels = []
+    for pi, pp in enumerate(planned):
+        for li in range(1, len(pp.levels) + 1):
+            values = metrics.level_metrics(
+                clean,
+                np.concatenate(frames.perturbed[(pi, li)], axis=1),
+                labels,
+                tolerances=config.tolerances,
+                tolerance_keys=[tolerance_key(b) for b in config.tolerances],
+                threshold=config.threshold,
+                positive=positive,
+                class_names=[],
+                delta_norm=config.delta_norm,
+                clean_accuracy=None,
+            )
+            row = {"perturbation": pp.name, "level": li, **values}
+            levels.append({k: row[k] for k in FRAME_LEVEL_KEYS})
+    kept = ("n", "accuracy", "accuracy_ci")
+    return {"n_frames": len(clean), "clean": {k: summary[k] for k in kept}, "levels": levels}
 
 
 def _summaries(
@@ -254,7 +375,9 @@ def _summaries(
     return out
 
 
-def _describe_data(dataset: data.Dataset, collected: _Collected) -> dict[str, Any]:
+def _describe_data(
+    dataset: data.Dataset, collected: _Collected, config: AuditConfig
+) -> dict[str, Any]:
     manifest = sorted(collected.manifest, key=lambda row: row["path"])
     counts: dict[str, int] = {}
     for row in manifest:
@@ -270,6 +393,25 @@ def _describe_data(dataset: data.Dataset, collected: _Collected) -> dict[str, An
         "class_counts": counts,
         "skipped": [{"path": s.path, "reason": s.reason} for s in collected.skipped],
         "manifest": manifest,
+        **(_describe_video(config, collected) if dataset.media == "video" else {}),
+    }
+
+
+def _describe_video(config: AuditConfig, collected: _Collected) -> dict[str, Any]:
+    counts = collected.frame_counts or [0]
+    sampling = video.frame_sampling(config.video.frames, config.video.fps)
+    return {
+        "media": "video",
+        "n_frames": sum(counts),
+        "frames_per_video": {
+            "frames": sampling.frames,
+            "fps": sampling.fps,
+            "sampling": sampling.describe(),
+            "min": min(counts),
+            "max": max(counts),
+        },
+        "aggregate": config.video.aggregate,
+        "clip_codec": video.CLIP_CODEC,
     }
 
 

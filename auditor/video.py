@@ -66,6 +66,11 @@ class FrameSampling:
         return f"{self.fps:g} frames per second{cap}"
 
 
+def frame_sampling(frames: int | None, fps: float | None) -> FrameSampling:
+    """The sampling of `--frames` and `--fps` as given (None: not given)."""
+    return FrameSampling(DEFAULT_FRAMES if frames is None and fps is None else frames, fps)
+
+
 @dataclass(frozen=True)
 class Clip:
     """The sampled frames of one video (RGB uint8, full size) and where they came from."""
@@ -108,9 +113,11 @@ def frame_indices(total: int, native_fps: float, sampling: FrameSampling) -> lis
         return _evenly(list(range(total)), sampling.frames or DEFAULT_FRAMES)
     if not native_fps > 0:
         raise SampleError("the video does not state its frame rate; sample it with --frames")
-    # Frame k is shown from time k / native_fps: the one on screen at t is floor(t * fps).
-    times = np.arange(0.0, total / native_fps, 1.0 / sampling.fps)
-    picked = sorted({min(total - 1, int(np.floor(t * native_fps + 1e-6))) for t in times})
+    # Tick k is at time k / fps, before the end (total / native_fps); the frame on
+    # screen then is floor(k / fps * native_fps). Epsilons absorb float rounding.
+    ticks = int(np.ceil(total * sampling.fps / native_fps - 1e-9))
+    on_screen = np.floor(np.arange(ticks) * native_fps / sampling.fps + 1e-6).astype(int)
+    picked = sorted({min(total - 1, int(i)) for i in on_screen})
     return _evenly(picked, sampling.frames) if sampling.frames is not None else picked
 
 
