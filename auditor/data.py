@@ -75,7 +75,8 @@ def discover(path: Path, limit: int | None = None) -> Dataset:
     if not dataset.samples:
         looked = ", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         raise DataError(f"{path}: no images found (looked for {looked})")
-    dataset.media = media_kind([s.path for s in dataset.samples], path)
+    listed = [s.path for s in dataset.samples] + [Path(s.path) for s in dataset.skipped]
+    dataset.media = media_kind(listed, path)
     if limit is not None:
         dataset.samples = stratified(dataset.samples, limit)
     return dataset

@@ -3,6 +3,8 @@ whole audits of the bundled sample clips."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,3 +231,101 @@ def test_split_rows_aggregates_per_video_and_keeps_the_frames():
     assert clean == pytest.approx([0.7, 0.3])
     assert perturbed == pytest.approx(np.array([[0.2, 0.8], [0.5, 0.5]]))
     assert frames.shape == (3, 2, 2) and np.array_equal(frames[1], probs[2:4])
+
+
+# ---------------------------------------------------------------- whole audits
+
+
+def check(tmp_path: Path, data: Path, *extra: str):
+    """`auditor check` of detector_a on `data`; return (result, results JSON or None)."""
+    from click.testing import CliRunner
+
+    from auditor.cli import main
+
+    report = tmp_path / "out" / "report.html"
+    args = ["check", str(DETECTOR_A), "--data", str(data), "-o", str(report), *extra]
+    result = CliRunner().invoke(main, args)
+    json_path = report.with_suffix(".json")
+    return result, json.loads(json_path.read_text()) if json_path.is_file() else None
+
+
+QUICK = ("-p", "brightness:delta=0.1,0.5", "-p", "gaussian_noise:sigma=0.02,0.3")
+
+
+def test_the_sample_clips_audit_end_to_end(tmp_path):
+    result, out = check(tmp_path, SAMPLE_VIDEOS, *QUICK)
+    assert result.exit_code == 0, result.output
+    data = out["data"]
+    assert data["media"] == "video" and data["n_samples"] == 12 and data["n_frames"] == 192
+    assert data["frames_per_video"]["min"] == data["frames_per_video"]["max"] == 16
+    assert data["aggregate"] == "mean" and data["class_counts"] == {"fake": 6, "real": 6}
+    assert data["manifest"][0]["frames"] == list(range(16))
+    assert out["clean"]["n"] == 12 and out["clean"]["accuracy"] == 1.0  # see samples/video
+    assert [r["n"] for r in out["results"]] == [12] * 4  # every metric is per video
+    frames = out["frame_results"]
+    assert frames["n_frames"] == 192 and frames["clean"]["n"] == 192
+    assert [(f["perturbation"], f["level"], f["n"]) for f in frames["levels"]] == [
+        (r["perturbation"], r["level"], 192) for r in out["results"]
+    ]
+    # Strong noise breaks the artefact detector on videos as on images.
+    assert out["results"][3]["ra"] < out["results"][2]["ra"]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="video"' in html and 'id="frame-table"' in html and "192" in html
+
+
+def test_frames_and_fps_choose_the_frames_of_each_video(tmp_path):
+    _, out = check(tmp_path, SAMPLE_VIDEOS, "-p", "brightness:delta=0.3", "--frames", "4")
+    assert out["data"]["n_frames"] == 48
+    assert out["data"]["manifest"][0]["frames"] == [2, 6, 10, 14]
+    _, out = check(tmp_path, SAMPLE_VIDEOS, "-p", "brightness:delta=0.3", "--fps", "3")
+    assert out["data"]["manifest"][0]["frames"] == [0, 4, 8, 12]  # clips are 12 fps
+    assert out["data"]["frames_per_video"]["sampling"] == "3 frames per second"
+
+
+def test_aggregation_modes_give_different_video_scores(tmp_path):
+    scores = {}
+    for how in video.AGGREGATES:
+        result, out = check(tmp_path, SAMPLE_VIDEOS, "-p", "brightness:delta=0.3", "--aggregate", how)
+        assert result.exit_code == 0 and out["data"]["aggregate"] == how
+        scores[how] = out["clean"]["auc"], out["results"][0]["rr"]["0.01"]
+    assert len(set(scores.values())) > 1
+
+
+def test_a_mix_of_images_and_videos_is_refused(tmp_path):
+    data = tmp_path / "mixed"
+    write_clip(data / "fake" / "f.avi", [np.full((48, 48, 3), 90, np.uint8)] * 3)
+    (data / "real").mkdir()
+    cv2.imwrite(str(data / "real" / "r.png"), np.zeros((48, 48, 3), np.uint8))
+    result, out = check(tmp_path, data, *QUICK)
+    assert result.exit_code == 2 and out is None
+    assert "mixes 1 image(s)" in result.output and "separately" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_manifest_of_videos_is_audited_and_a_mixed_one_refused(tmp_path):
+    rows = ["path,label", "real/real_0.avi,real", "fake/fake_0.avi,fake"]
+    for row in rows[1:]:
+        write_clip(tmp_path / row.split(",")[0], [np.full((48, 48, 3), 99, np.uint8)] * 2)
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    result, out = check(tmp_path, tmp_path / "list.csv", "-p", "brightness:delta=0.3")
+    assert result.exit_code == 0 and out["data"]["media"] == "video"
+    (tmp_path / "mixed.csv").write_text("\n".join([*rows, "real/x.png,real"]) + "\n")
+    result, _ = check(tmp_path, tmp_path / "mixed.csv", "-p", "brightness:delta=0.3")
+    assert result.exit_code == 2 and "mixes" in result.output
+
+
+def test_an_undecodable_video_is_skipped_with_its_reason(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE_VIDEOS, data)
+    (data / "real" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+    result, out = check(tmp_path, data, "-p", "brightness:delta=0.3")
+    assert result.exit_code == 0, result.output
+    assert out["data"]["n_samples"] == 12 and out["data"]["n_skipped"] == 1
+    (skipped,) = out["data"]["skipped"]
+    assert skipped["path"] == "real/broken.mp4" and "not a decodable video" in skipped["reason"]
+
+
+def test_video_results_do_not_depend_on_batch_size(tmp_path):
+    _, one = check(tmp_path, SAMPLE_VIDEOS, *QUICK, "--batch-size", "1")
+    _, many = check(tmp_path, SAMPLE_VIDEOS, *QUICK, "--batch-size", "64")
+    assert one["results"] == many["results"] and one["frame_results"] == many["frame_results"]
