@@ -7,6 +7,7 @@ one boundary; the core never imports click.
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -175,6 +176,25 @@ def main() -> None:
     help="Images per model call; results do not depend on it.",
 )
 @click.option(
+    "--workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Perturbation threads (0: one per core); results do not depend on it.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted audit from its journal (the results JSON path + .journal).",
+)
+@click.option(
+    "--max-pixels",
+    type=int,
+    default=100_000_000,
+    show_default=True,
+    help="Skip images with more pixels than this (decompression bombs).",
+)
+@click.option(
     "--frames",
     type=click.IntRange(min=1),
     help="Video data: frames per video, spread evenly [default: 16; with --fps: at most N].",
@@ -246,17 +266,37 @@ def main() -> None:
 @_reports_errors
 def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the HTML report and results JSON."""
-    from auditor.engine import run_audit
+    from auditor.engine import AuditInterrupted, run_audit
     from auditor.progress import ProgressBar
     from auditor.report import summary_line
 
-    config = _config_from(options)
-    results = run_audit(config, ProgressBar("auditing"))
     json_path = options["json_path"] or options["output"].with_suffix(".json")
+    config = _config_from(options, json_path.with_name(json_path.name + ".journal"))
+    try:
+        results = run_audit(config, ProgressBar("auditing"))
+    except AuditInterrupted as stop:
+        _report_interrupted(stop, json_path, options["output"])
     _write_outputs(results, json_path, options["output"])
     click.echo(summary_line(results), err=True)
     click.echo(f"auditor: wrote {options['output']} and {json_path}", err=True)
     sys.exit(EXIT_OK if results.verdict.passed else EXIT_GATE_FAILED)
+
+
+def _report_interrupted(stop: Any, json_path: Path, html_path: Path) -> None:
+    """Write what an interrupted audit did, marked incomplete; say how to resume; exit 2."""
+    done = f"{stop.done} of {stop.total} work units"
+    if stop.results is not None:
+        _write_outputs(stop.results, json_path, html_path)
+        click.echo(
+            f"auditor: interrupted after {done}; wrote a partial report marked "
+            f"INCOMPLETE to {html_path} and {json_path}",
+            err=True,
+        )
+    else:
+        click.echo(f"auditor: interrupted after {done}; no sample finished", err=True)
+    command = [arg for arg in ("auditor", *sys.argv[1:]) if arg != "--resume"]
+    click.echo(f"auditor: to continue, run: {shlex.join(command)} --resume", err=True)
+    sys.exit(EXIT_CANNOT_RUN)
 
 
 def _write_outputs(results: Any, json_path: Path, html_path: Path) -> None:
@@ -277,7 +317,7 @@ def _write_outputs(results: Any, json_path: Path, html_path: Path) -> None:
         ) from exc
 
 
-def _config_from(options: dict[str, Any]) -> AuditConfig:
+def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditConfig:
     """Build the `AuditConfig` of `auditor check` from its parsed options."""
     prep = Prep(**{key: options[key] for key in Prep.__dataclass_fields__})
     classes = options["classes"]
@@ -303,6 +343,10 @@ def _config_from(options: dict[str, Any]) -> AuditConfig:
         limit=options["limit"],
         threshold=options["threshold"],
         batch_size=options["batch_size"],
+        workers=options["workers"],
+        max_pixels=options["max_pixels"],
+        journal_path=journal,
+        resume=options["resume"],
         scale_to_input=options["scale_to_input"],
         fail_under_ra=options["fail_under_ra"],
         fail_under_rr=options["fail_under_rr"],

@@ -66,8 +66,12 @@ class AuditConfig:
     limit: int | None = None
     threshold: float = 0.5
     batch_size: int = 32
+    workers: int = 0  # perturbation threads; 0 = one per core
+    max_pixels: int = 100_000_000  # larger images are skipped (decompression bombs)
     scale_to_input: bool = True
     fail_under_ra: float | None = None
     fail_under_rr: float | None = None
     command_line: tuple[str, ...] = ()
+    journal_path: Path | None = None  # crash journal; None: no journal
+    resume: bool = False  # continue from `journal_path` if it exists
     video: VideoOptions = field(default_factory=VideoOptions)

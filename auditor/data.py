@@ -20,7 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor.errors import DataError, SampleError
-from auditor.video import VIDEO_SUFFIXES, media_kind
+from auditor.imagesize import header_size, jpeg_truncated
+from auditor.video import VIDEO_SUFFIXES, is_video, media_kind, still
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
@@ -174,17 +175,63 @@ def stratified(samples: list[Sample], limit: int) -> list[Sample]:
     return sorted(taken[:limit], key=lambda s: s.key)
 
 
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded sample: RGB uint8 pixels, the file's sha256, and any colour conversion."""
+
+    image: NDArray[np.uint8]
+    sha256: str
+    converted: str | None  # "gray" | "rgba" | None
+
+
 def read_image(sample: Sample) -> tuple[NDArray[np.uint8], str]:
     """Decode `sample` to RGB uint8 H x W x 3; return it with the file's sha256."""
+    decoded = decode(sample)
+    return decoded.image, decoded.sha256
+
+
+def decode(sample: Sample, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+    """Decode `sample` to RGB uint8, refusing images over `max_pixels` pixels.
+
+    The size is read from the header before decoding where the format allows (see
+    `auditor.imagesize`), so a decompression bomb is refused without being decoded.
+    A video gives its middle frame (thumbnails, warm-up; audits read videos in `video`).
+    """
+    if is_video(sample.path):
+        frame, sha256 = still(sample.path)
+        return Decoded(frame, sha256, None)
     try:
         data = sample.path.read_bytes()
     except OSError as exc:
         raise SampleError(f"cannot read the file: {exc.strerror or exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
+    size = header_size(data)
+    if size is not None:
+        _check_pixels(size[0], size[1], max_pixels)
+    if jpeg_truncated(data):
+        raise SampleError("truncated JPEG (no end-of-image marker)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise SampleError("not a decodable image (corrupt, truncated or unsupported format)")
-    return to_rgb(image), digest
+    _check_pixels(image.shape[1], image.shape[0], max_pixels)
+    return Decoded(to_rgb(image), digest, _conversion(image))
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise SampleError(
+            f"{width}x{height} is {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (--max-pixels)"
+        )
+
+
+def _conversion(image: NDArray[Any]) -> str | None:
+    if image.ndim == 2 or image.shape[2] == 1:
+        return "gray"
+    return "rgba" if image.shape[2] == 4 else None
 
 
 def to_rgb(image: NDArray[Any]) -> NDArray[np.uint8]:

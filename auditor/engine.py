@@ -1,233 +1,393 @@
 """The engine: streams samples x perturbations x levels x repeats through the model.
 
-Samples are decoded once per batch and dropped after it; only probability vectors
-are kept. Each perturbation draw uses the generator of (seed, sample, perturbation,
-level, repeat), so results do not depend on batch size or order.
+`run_shard` audits one shard of the samples and returns plain, picklable partial
+statistics (`ShardResult`); `merge` turns any set of shards into `AuditResults`;
+`run_audit` is both for one shard. Per-sample results go to a journal as they are
+computed, so an interrupted run resumes where it stopped. Every draw uses the
+generator of (seed, sample, perturbation, level, repeat), and every statistic is a
+count or an exact sum, so results depend neither on workers, batch size, order,
+resumption nor sharding.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from auditor import __version__, data, environment, gates, metrics, perturbations, thumbnails, video
+from auditor import data, environment, perturbations, video
 from auditor.config import DELTA_NORMS, AuditConfig
 from auditor.errors import ConfigError, DataError, SampleError
+from auditor.journal import Journal
 from auditor.model import Model, load_model
-from auditor.perturbations.registry import PlannedPerturbation
-from auditor.results import AuditResults, LevelResult, PerturbationSummary, tolerance_key
-from auditor.seeds import derive_rng
+from auditor.partial import (
+    NothingDone,
+    ShardResult,
+    describe_config,
+    merge,
+    now,
+    render_moved,
+    render_thumbnails,
+)
+from auditor.pipeline import Failed, Pipeline, Scored, auto_workers, plan_draws
+from auditor.results import AuditResults
+from auditor.stats import AuditStats, Scoring
 
 Progress = Callable[[int, int], None]  # (units done, units in all)
-Image = NDArray[np.uint8]
+PROBE_SAMPLES = 8
+
+__all__ = ["AuditInterrupted", "merge", "run_audit", "run_shard"]
 
 
-@dataclass
-class _Counter:
-    """Counts work units (one sample scored once) and reports them to `progress`."""
+class AuditInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the audit; `results` holds what was done (or None)."""
 
-    total: int
-    progress: Progress | None
-    done: int = 0
-
-    def advance(self, units: int) -> None:
-        self.done += units
-        if self.progress:
-            self.progress(self.done, self.total)
-
-
-@dataclass
-class _Collected:
-    """What the stream keeps: probabilities and labels, never the images."""
-
-    clean: list[NDArray[np.float64]] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    perturbed: dict[tuple[int, int], list[NDArray[np.float64]]] = field(default_factory=dict)
-    manifest: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[data.Skipped] = field(default_factory=list)
-    thumbnails: dict[str, Any] = field(default_factory=dict)
-    frames: _Collected | None = None  # video audits: every frame as a sample
-    frame_counts: list[int] = field(default_factory=list)
+    def __init__(self, results: AuditResults | None, done: int, total: int) -> None:
+        super().__init__(f"interrupted after {done} of {total} work units")
+        self.results = results
+        self.done = done
+        self.total = total
 
 
 def run_audit(config: AuditConfig, progress: Progress | None = None) -> AuditResults:
-    """Run the audit `config` describes and return its results (gates included)."""
-    started = _now()
-    _check_config(config)
+    """Run the audit `config` describes and return its results (gates included).
+
+    Raises `AuditInterrupted` (carrying the partial results) on Ctrl-C or SIGTERM.
+    """
+    part = run_shard(config, (0, 1), progress)
+    try:
+        results = merge([part])
+    except NothingDone:
+        raise AuditInterrupted(None, part.done, part.total) from None
+    if results.status != "complete":
+        raise AuditInterrupted(results, part.done, part.total)
+    return results
+
+
+def run_shard(
+    config: AuditConfig, shard: tuple[int, int] = (0, 1), progress: Progress | None = None
+) -> ShardResult:
+    """Audit the samples of `shard` (i, n): every n-th sample from the i-th on."""
+    started = now()
+    _check_config(config, shard)
     planned = perturbations.plan(config.perturbations, config.suite)
+    draws = plan_draws(planned, config.repeats)
+    workers = config.workers or auto_workers()
     model = load_model(config.model_path, config.model)
     dataset = data.discover(config.data_path, config.limit)
+    _check_labels_needed(config, dataset)
+    label_of = _label_indexer(model, dataset)
+    mine = [(i, s) for i, s in enumerate(dataset.samples) if i % shard[1] == shard[0]]
+    first = _warm_up(model, mine, config)  # fixes the output kind on a deterministic input
+    scoring = Scoring(
+        config.threshold, model.positive_index(), config.delta_norm, tuple(config.tolerances)
+    )
+    description = describe_config(config, planned, model, workers)
+    part = ShardResult(
+        shard=shard,
+        digest=_digest(description, model, dataset),
+        started_at=started,
+        model=model.describe(),
+        config=description,
+        environment=environment.describe(model.provider),
+        dataset={
+            "path": str(dataset.path),
+            "kind": dataset.kind,
+            "labelled": dataset.labelled,
+            "media": dataset.media,
+        },
+        class_names=list(model.classes or []),
+        scoring=scoring,
+        stats=AuditStats(),
+        skipped=[{"path": s.path, "reason": s.reason} for s in dataset.skipped]
+        if shard[0] == 0
+        else [],
+        total=len(mine) * (1 + len(draws)),
+    )
+    if first is not None:
+        part.thumbnails = render_thumbnails(first[1], first[2], planned, config)
+        part.thumbnails_index = first[0]
+    probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
+    run = _ShardRun(config, part, draws, label_of, probe_keys, progress)
+    pipeline = Pipeline(
+        model,
+        draws,
+        seed=config.seed,
+        scale_to_input=config.scale_to_input,
+        batch_size=config.batch_size,
+        workers=workers,
+        max_pixels=config.max_pixels,
+        sampling=video.frame_sampling(config.video.frames, config.video.fps)
+        if dataset.media == "video"
+        else None,
+        aggregate=config.video.aggregate,
+    )
+    if dataset.media == "video":
+        part.frame_stats = AuditStats()  # the same levels with every frame as a sample
+    run.execute(pipeline, mine, dataset)
+    if part.done == part.total:
+        part.probe = run.probe(pipeline, mine)
+    render_moved(part, {s.key: s for _, s in mine}, config)
+    return part
+
+
+class _ShardRun:
+    """The mutable side of one shard: journal, statistics, progress."""
+
+    def __init__(
+        self,
+        config: AuditConfig,
+        part: ShardResult,
+        draws: Sequence[Any],
+        label_of: Callable[[data.Sample], int],
+        probe_keys: set[str],
+        progress: Progress | None,
+    ) -> None:
+        self.config = config
+        self.part = part
+        self.draws = draws
+        self.label_of = label_of
+        self.probe_keys = probe_keys
+        self.first_pass: dict[str, Scored] = {}
+        self.progress = progress
+        self.levels = [(d.perturbation, d.level) for d in draws if d.repeat == 0]
+        self.repeats = config.repeats
+
+    def execute(
+        self, pipeline: Pipeline, mine: list[tuple[int, data.Sample]], dataset: data.Dataset
+    ) -> None:
+        journal = None
+        if self.config.journal_path is not None:
+            digest = f"{self.part.digest}:{self.part.shard[0]}/{self.part.shard[1]}"
+            journal, records = Journal.start(self.config.journal_path, digest, self.config.resume)
+            self._absorb([_from_record(r, dataset.samples) for r in records])
+        seen = {row["path"] for row in self.part.manifest} | {
+            s["path"] for s in self.part.skipped_decode
+        }
+        todo = [(i, s) for i, s in mine if s.key not in seen]
+        with _graceful_stop() as stopped:
+            for group in pipeline.run(todo):
+                self._absorb(group)
+                if journal is not None:
+                    journal.append(_to_record(item) for item in group)
+                    journal.flush()
+                if stopped.is_set():
+                    break
+        if journal is not None:
+            if self.part.done == self.part.total:
+                journal.remove()
+            else:
+                journal.close()
+
+    def _absorb(self, group: Sequence[Scored | Failed]) -> None:
+        """Count a group of finished samples into the statistics."""
+        part = self.part
+        scored = [g for g in group if isinstance(g, Scored)]
+        for item in group:
+            if isinstance(item, Failed):
+                part.skipped_decode.append({"path": item.sample.key, "reason": item.reason})
+        for item in scored:
+            row: dict[str, Any] = {"path": item.sample.key, "sha256": item.sha256}
+            row["label"] = item.sample.label
+            if item.converted:
+                row["converted"] = item.converted
+            if item.frames is not None:
+                row["frames"] = list(item.frame_indices)
+            part.manifest.append(row)
+            if item.sample.key in self.probe_keys:
+                self.first_pass[item.sample.key] = item
+        part.done += len(group) * (1 + len(self.draws))
+        if scored:
+            self._count(scored)
+        if self.progress:
+            self.progress(part.done, part.total)
+
+    def _count(self, scored: list[Scored]) -> None:
+        s = self.part.scoring
+        clean = np.stack([item.clean for item in scored])
+        labels = (
+            np.array([self.label_of(item.sample) for item in scored], np.int64)
+            if self.part.dataset["labelled"]
+            else None
+        )
+        shape = (len(scored), len(self.levels), self.repeats, clean.shape[1])
+        every = np.stack([item.perturbed for item in scored]).reshape(shape)
+        per_level = [np.ascontiguousarray(every[:, j].transpose(1, 0, 2)) for j in range(shape[1])]
+        self.part.stats.add(clean, per_level, labels, s)
+        self._offer_moved(scored, clean, every, per_level, labels)
+        if self.part.frame_stats is not None:
+            self._count_frames(scored, labels, shape[1])
+
+    def _count_frames(self, scored: list[Scored], labels: np.ndarray | None, levels: int) -> None:
+        """Videos: count every frame as a sample of its own (the secondary figures)."""
+        assert self.part.frame_stats is not None
+        frames = [item.frames for item in scored if item.frames is not None]
+        clean = np.concatenate([f[0] for f in frames])
+        every = np.concatenate([f[1:] for f in frames], axis=1)  # D x sum(F) x K
+        every = every.reshape(levels, self.repeats, *every.shape[1:])
+        per_frame = np.repeat(labels, [f.shape[1] for f in frames]) if labels is not None else None
+        per_level = [np.ascontiguousarray(every[j]) for j in range(levels)]
+        self.part.frame_stats.add(clean, per_level, per_frame, self.part.scoring)
+
+    def _offer_moved(
+        self,
+        scored: list[Scored],
+        clean: np.ndarray,
+        every: np.ndarray,
+        per_level: list[np.ndarray],
+        labels: np.ndarray | None,
+    ) -> None:
+        from auditor import metrics
+
+        norm = self.part.scoring.delta_norm
+        deltas = np.stack([metrics.deltas(clean, p, norm, labels) for p in per_level])  # L R N
+        worst = deltas.max(axis=1)  # L x N
+        by_name: dict[str, list[int]] = {}
+        for j, (name, _) in enumerate(self.levels):
+            by_name.setdefault(name, []).append(j)
+        for name, js in by_name.items():
+            for n, item in enumerate(scored):
+                j = js[int(np.argmax(worst[js, n]))]
+                r = int(np.argmax(deltas[j, :, n]))
+                self.part.stats.offer_moved(
+                    name,
+                    {
+                        "sample": item.sample.key,
+                        "level": self.levels[j][1],
+                        "repeat": r,
+                        "label": item.sample.label,
+                        "delta": float(deltas[j, r, n]),
+                        "clean_probs": clean[n].tolist(),
+                        "perturbed_probs": every[n, j, r].tolist(),
+                    },
+                )
+
+    def probe(self, pipeline: Pipeline, mine: list[tuple[int, data.Sample]]) -> dict[str, Any]:
+        """Re-run the probe samples in a fresh pass; compare with the first pass."""
+        from auditor import metrics
+
+        items = [(i, s) for i, s in mine if s.key in self.first_pass]
+        rows = [0] + [k + 1 for k, d in enumerate(self.draws) if d.repeat == 0]
+        s = self.part.scoring
+        max_diff, flips, evaluations = 0.0, 0, 0
+        for group in pipeline.run(items):
+            for item in group:
+                if not isinstance(item, Scored):
+                    continue
+                before = self.first_pass[item.sample.key]
+                a = np.vstack([before.clean, before.perturbed])[rows]
+                b = np.vstack([item.clean, item.perturbed])[rows]
+                max_diff = max(max_diff, float(np.abs(a - b).max()))
+                da, db = (metrics.decide(x, s.threshold, s.positive) for x in (a, b))
+                flips += int((da != db).sum())
+                evaluations += len(rows)
+        return {
+            "n_samples": len(items),
+            "n_evaluations": evaluations,
+            "max_abs_diff": metrics.rounded(max_diff),
+            "decision_flips": flips,
+        }
+
+
+def _to_record(item: Scored | Failed) -> dict[str, Any]:
+    if isinstance(item, Failed):
+        return {"i": item.index, "k": item.sample.key, "skip": item.reason}
+    return {
+        "i": item.index,
+        "k": item.sample.key,
+        "sha": item.sha256,
+        "cv": item.converted,
+        "c": item.clean.tolist(),
+        "p": item.perturbed.tolist(),
+        **(
+            {"f": item.frames.tolist(), "fi": item.frame_indices} if item.frames is not None else {}
+        ),
+    }
+
+
+def _from_record(record: dict[str, Any], samples: Sequence[data.Sample]) -> Scored | Failed:
+    index = int(record["i"])
+    sample = samples[index]
+    if sample.key != record["k"]:  # the digest covers the listing; this is a safety net
+        raise ConfigError(f"journal record {index} is for '{record['k']}', not '{sample.key}'")
+    if "skip" in record:
+        return Failed(index, sample, record["skip"])
+    return Scored(
+        index,
+        sample,
+        record["sha"],
+        record["cv"],
+        np.asarray(record["c"], np.float64),
+        np.asarray(record["p"], np.float64),
+        np.asarray(record["f"], np.float64) if "f" in record else None,
+        tuple(record.get("fi", ())),
+    )
+
+
+@contextmanager
+def _graceful_stop() -> Iterator[threading.Event]:
+    """Turn the first Ctrl-C or SIGTERM into a stop after the current batch.
+
+    A second Ctrl-C interrupts at once. Outside the main thread nothing is installed.
+    """
+    stopped = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopped
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _warm_up(
+    model: Model, mine: list[tuple[int, data.Sample]], config: AuditConfig
+) -> tuple[int, data.Sample, Any] | None:
+    """Run the model once on the shard's first decodable sample; return it, decoded."""
+    for index, sample in mine:
+        try:
+            decoded = data.decode(sample, config.max_pixels)
+        except SampleError:
+            continue
+        model.infer(model.to_tensor([decoded.image]))
+        return index, sample, decoded.image
+    return None
+
+
+def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) -> str:
+    """Digest of what decides every per-sample result: settings, model, data listing."""
+    echo = {"batch_size", "workers", "onnxruntime_threads", "pool", "command_line"}
+    settings = {k: v for k, v in description.items() if k not in echo}
+    listing = [
+        [s.key, s.label, s.path.stat().st_size if s.path.is_file() else None]
+        for s in dataset.samples
+    ]
+    blob = {"settings": settings, "model": model.describe()["sha256"], "data": listing}
+    canonical = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_labels_needed(config: AuditConfig, dataset: data.Dataset) -> None:
     if config.fail_under_ra is not None and not dataset.labelled:
         raise ConfigError(
             "--fail-under-ra needs labelled data (class folders or a manifest with labels)"
         )
     if config.delta_norm == "true-class" and not dataset.labelled:
         raise ConfigError("the true-class delta norm needs labelled data")
-    label_of = _label_indexer(model, dataset)
-    collected = _Collected(skipped=list(dataset.skipped))
-    per_sample = 1 + sum(len(p.levels) for p in planned) * config.repeats
-    counter = _Counter(len(dataset.samples) * per_sample, progress)
-    if dataset.media == "video":
-        collected.frames = _Collected()
-        for sample in dataset.samples:
-            _score_video(sample, model, planned, config, label_of, collected)
-            counter.advance(per_sample)
-    for batch in _batches(dataset.samples if dataset.media == "image" else [], config.batch_size):
-        decoded = _decode(batch, collected)
-        counter.advance((len(batch) - len(decoded)) * per_sample)
-        if decoded:
-            _score_batch(decoded, model, planned, config, label_of, collected, counter)
-    if not collected.clean:
-        first = collected.skipped[0].reason if collected.skipped else "none decoded"
-        raise DataError(
-            f"{config.data_path}: no usable images; all {len(dataset.samples)} "
-            f"were skipped (first reason: {first})"
-        )
-    return _assemble(config, model, dataset, planned, collected, started)
-
-
-def _score_batch(
-    decoded: list[tuple[data.Sample, Image]],
-    model: Model,
-    planned: Sequence[PlannedPerturbation],
-    config: AuditConfig,
-    label_of: Callable[[data.Sample], int],
-    collected: _Collected,
-    counter: _Counter,
-) -> None:
-    """Score one batch clean and under every perturbation level."""
-    images = [image for _, image in decoded]
-    collected.clean.append(model.predict(images))
-    collected.labels.extend(label_of(sample) for sample, _ in decoded)
-    counter.advance(len(decoded))
-    want_thumbnails = not collected.thumbnails
-    if want_thumbnails:
-        collected.thumbnails = {
-            "sample": decoded[0][0].key,
-            "clean": thumbnails.data_uri(images[0]),
-            "levels": {},
-        }
-    for pi, pp in enumerate(planned):
-        for li, params in enumerate(pp.levels, start=1):
-            repeats = []
-            for repeat in range(config.repeats):
-                perturbed = [
-                    _perturb(pp, params, sample, image, li, repeat, config)
-                    for sample, image in decoded
-                ]
-                repeats.append(model.predict(perturbed))
-                if want_thumbnails and repeat == 0:
-                    collected.thumbnails["levels"].setdefault(pp.name, []).append(
-                        thumbnails.data_uri(perturbed[0])
-                    )
-                counter.advance(len(decoded))
-            collected.perturbed.setdefault((pi, li), []).append(np.stack(repeats))
-
-
-@dataclass(frozen=True)
-class _Draw:
-    perturbation: str
-    level: int
-    params: dict[str, float]
-    repeat: int
-
-
-def _score_video(
-    sample: data.Sample,
-    model: Model,
-    planned: Sequence[PlannedPerturbation],
-    config: AuditConfig,
-    label_of: Callable[[data.Sample], int],
-    collected: _Collected,
-) -> None:
-    """Score one video per video and per frame (a skipped video is recorded as such)."""
-    draws = [
-        _Draw(pp.name, li, dict(params), r)
-        for pp in planned
-        for li, params in enumerate(pp.levels, start=1)
-        for r in range(config.repeats)
-    ]
-    sampling = video.frame_sampling(config.video.frames, config.video.fps)
-    try:
-        rows = video.clip_rows(
-            sample.path,
-            sample.key,
-            draws,
-            model.to_tensor,
-            seed=config.seed,
-            scale_to_input=config.scale_to_input,
-            sampling=sampling,
-        )
-    except SampleError as exc:
-        collected.skipped.append(data.Skipped(sample.key, str(exc)))
-        return
-    clean, perturbed, frames = video.split_rows(
-        model.infer(rows.tensor), rows.frames, config.video.aggregate, model.positive_index()
-    )
-    collected.manifest.append(
-        {
-            "path": sample.key,
-            "sha256": rows.clip.sha256,
-            "label": sample.label,
-            "frames": list(rows.clip.indices),
-        }
-    )
-    collected.frame_counts.append(rows.frames)
-    assert collected.frames is not None
-    _add(collected, clean[None], perturbed[:, None], label_of(sample), planned, config.repeats)
-    _add(collected.frames, frames[0], frames[1:], label_of(sample), planned, config.repeats)
-
-
-def _add(
-    collected: _Collected,
-    clean: NDArray[np.float64],
-    perturbed: NDArray[np.float64],
-    label: int,
-    planned: Sequence[PlannedPerturbation],
-    repeats: int,
-) -> None:
-    """Collect N samples: `clean` N x K and `perturbed` D x N x K in draw order."""
-    collected.clean.append(clean)
-    collected.labels.extend([label] * len(clean))
-    rows = iter(perturbed)
-    for pi, pp in enumerate(planned):
-        for li in range(1, len(pp.levels) + 1):
-            stacked = np.stack([next(rows) for _ in range(repeats)])
-            collected.perturbed.setdefault((pi, li), []).append(stacked)
-
-
-def _perturb(
-    pp: PlannedPerturbation,
-    params: dict[str, float],
-    sample: data.Sample,
-    image: Image,
-    level: int,
-    repeat: int,
-    config: AuditConfig,
-) -> Image:
-    rng = derive_rng(config.seed, sample.key, pp.name, level, repeat)
-    return perturbations.apply(pp.name, image, params, rng, config.scale_to_input)
-
-
-def _decode(batch: Sequence[data.Sample], collected: _Collected) -> list[tuple[data.Sample, Image]]:
-    """Decode a batch; unusable files become `Skipped` entries with their reason."""
-    decoded = []
-    for sample in batch:
-        try:
-            image, digest = data.read_image(sample)
-        except SampleError as exc:
-            collected.skipped.append(data.Skipped(sample.key, str(exc)))
-            continue
-        collected.manifest.append({"path": sample.key, "sha256": digest, "label": sample.label})
-        decoded.append((sample, image))
-    return decoded
 
 
 def _label_indexer(model: Model, dataset: data.Dataset) -> Callable[[data.Sample], int]:
@@ -247,211 +407,7 @@ def _label_indexer(model: Model, dataset: data.Dataset) -> Callable[[data.Sample
     return lambda s: index[s.label] if s.label in index else int(s.label or 0)
 
 
-def _assemble(
-    config: AuditConfig,
-    model: Model,
-    dataset: data.Dataset,
-    planned: Sequence[PlannedPerturbation],
-    collected: _Collected,
-    started: str,
-) -> AuditResults:
-    """Compute every metric from what was collected and build the results object."""
-    keys = [tolerance_key(b) for b in config.tolerances]
-    clean = np.concatenate(collected.clean)
-    labels = np.asarray(collected.labels, np.int64) if dataset.labelled else None
-    classes = list(model.classes or [])
-    positive = model.positive_index()
-    clean_summary = metrics.clean_metrics(clean, labels, config.threshold, positive, classes)
-    levels = []
-    for pi, pp in enumerate(planned):
-        for li, params in enumerate(pp.levels, start=1):
-            perturbed = np.concatenate(collected.perturbed[(pi, li)], axis=1)
-            values = metrics.level_metrics(
-                clean,
-                perturbed,
-                labels,
-                tolerances=config.tolerances,
-                tolerance_keys=keys,
-                threshold=config.threshold,
-                positive=positive,
-                class_names=classes,
-                delta_norm=config.delta_norm,
-                clean_accuracy=clean_summary["accuracy"],
-            )
-            levels.append(
-                LevelResult(
-                    perturbation=pp.name,
-                    family=pp.perturbation.family,
-                    level=li,
-                    params=dict(params),
-                    **values,
-                )
-            )
-    headline = tolerance_key(config.headline_tolerance)
-    return AuditResults(
-        auditor_version=__version__,
-        created_at=_now(),
-        started_at=started,
-        finished_at=_now(),
-        model=model.describe(),
-        data=_describe_data(dataset, collected, config),
-        config=_describe_config(config, planned, keys, model),
-        environment=environment.describe(model.provider),
-        clean=clean_summary,
-        results=levels,
-        summary=_summaries(planned, levels, keys, clean_summary["accuracy"]),
-        thumbnails=collected.thumbnails,
-        frame_results=_frame_results(config, planned, collected.frames, labels is not None, model)
-        if collected.frames is not None
-        else None,
-        verdict=gates.evaluate(levels, headline, config.fail_under_ra, config.fail_under_rr),
-    )
-
-
-FRAME_LEVEL_KEYS = (
-    *("perturbation", "level", "n", "ra", "ra_ci"),
-    *("rr", "rr_ci", "flip_rate", "flip_rate_ci"),
-)
-
-
-def _frame_results(
-    config: AuditConfig,
-    planned: Sequence[PlannedPerturbation],
-    frames: _Collected,
-    labelled: bool,
-    model: Model,
-) -> dict[str, Any]:
-    """The levels again with every frame as a sample: the report's secondary table."""
-    clean = np.concatenate(frames.clean)
-    labels = np.asarray(frames.labels, np.int64) if labelled else None
-    positive = model.positive_index()
-    summary = metrics.clean_metrics(clean, labels, config.threshold, positive, [])
-    levels = []
-    for pi, pp in enumerate(planned):
-        for li in range(1, len(pp.levels) + 1):
-            values = metrics.level_metrics(
-                clean,
-                np.concatenate(frames.perturbed[(pi, li)], axis=1),
-                labels,
-                tolerances=config.tolerances,
-                tolerance_keys=[tolerance_key(b) for b in config.tolerances],
-                threshold=config.threshold,
-                positive=positive,
-                class_names=[],
-                delta_norm=config.delta_norm,
-                clean_accuracy=None,
-            )
-            row = {"perturbation": pp.name, "level": li, **values}
-            levels.append({k: row[k] for k in FRAME_LEVEL_KEYS})
-    kept = ("n", "accuracy", "accuracy_ci")
-    return {"n_frames": len(clean), "clean": {k: summary[k] for k in kept}, "levels": levels}
-
-
-def _summaries(
-    planned: Sequence[PlannedPerturbation],
-    levels: Sequence[LevelResult],
-    keys: Sequence[str],
-    clean_accuracy: float | None,
-) -> list[PerturbationSummary]:
-    """Mean and area under the curve of RA and RR over each perturbation's levels."""
-    out = []
-    for pp in planned:
-        mine = [lv for lv in levels if lv.perturbation == pp.name]
-        ras = [lv.ra for lv in mine if lv.ra is not None]
-        ra_start = clean_accuracy if len(ras) == len(mine) else None  # None: unlabelled
-        out.append(
-            PerturbationSummary(
-                perturbation=pp.name,
-                family=pp.perturbation.family,
-                levels=len(mine),
-                mean_ra=metrics.rounded(float(np.mean(ras))) if ra_start is not None else None,
-                mean_rr={
-                    k: metrics.rounded(float(np.mean([lv.rr[k] for lv in mine]))) for k in keys
-                },
-                area_ra=metrics.area_under(ra_start, ras) if ra_start is not None else None,
-                area_rr={k: metrics.area_under(1.0, [lv.rr[k] for lv in mine]) for k in keys},
-            )
-        )
-    return out
-
-
-def _describe_data(
-    dataset: data.Dataset, collected: _Collected, config: AuditConfig
-) -> dict[str, Any]:
-    manifest = sorted(collected.manifest, key=lambda row: row["path"])
-    counts: dict[str, int] = {}
-    for row in manifest:
-        if row["label"] is not None:
-            counts[row["label"]] = counts.get(row["label"], 0) + 1
-    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-    return {
-        "path": str(dataset.path),
-        "kind": dataset.kind,
-        "n_samples": len(manifest),
-        "n_skipped": len(collected.skipped),
-        "manifest_sha256": hashlib.sha256(canonical).hexdigest(),
-        "class_counts": counts,
-        "skipped": [{"path": s.path, "reason": s.reason} for s in collected.skipped],
-        "manifest": manifest,
-        **(_describe_video(config, collected) if dataset.media == "video" else {}),
-    }
-
-
-def _describe_video(config: AuditConfig, collected: _Collected) -> dict[str, Any]:
-    counts = collected.frame_counts or [0]
-    sampling = video.frame_sampling(config.video.frames, config.video.fps)
-    return {
-        "media": "video",
-        "n_frames": sum(counts),
-        "frames_per_video": {
-            "frames": sampling.frames,
-            "fps": sampling.fps,
-            "sampling": sampling.describe(),
-            "min": min(counts),
-            "max": max(counts),
-        },
-        "aggregate": config.video.aggregate,
-        "clip_codec": video.CLIP_CODEC,
-    }
-
-
-def _describe_config(
-    config: AuditConfig,
-    planned: Sequence[PlannedPerturbation],
-    keys: Sequence[str],
-    model: Model,
-) -> dict[str, Any]:
-    return {
-        "suite": None if config.perturbations else config.suite,
-        "perturbations": [
-            {
-                "name": pp.name,
-                "family": pp.perturbation.family,
-                "description": pp.perturbation.description,
-                "pixel_params": list(pp.perturbation.pixel_params),
-                "levels": [dict(lv) for lv in pp.levels],
-            }
-            for pp in planned
-        ],
-        "tolerances": list(config.tolerances),
-        "tolerance_keys": list(keys),
-        "headline_tolerance": config.headline_tolerance,
-        "headline_tolerance_key": tolerance_key(config.headline_tolerance),
-        "delta_norm": config.delta_norm,
-        "seed": config.seed,
-        "repeats": config.repeats,
-        "threshold": config.threshold,
-        "limit": config.limit,
-        "batch_size": config.batch_size,
-        "scale_to_input": config.scale_to_input,
-        "preprocess": model.prep.as_dict(),
-        "fail_under_ra": config.fail_under_ra,
-        "fail_under_rr": config.fail_under_rr,
-        "command_line": list(config.command_line),
-    }
-
-
-def _check_config(config: AuditConfig) -> None:
+def _check_config(config: AuditConfig, shard: tuple[int, int]) -> None:
     """Reject option values that make no sense before any work is done."""
     if not config.tolerances or any(not 0 <= b <= 1 for b in config.tolerances):
         raise ConfigError("tolerances must be numbers in [0, 1]")
@@ -459,22 +415,16 @@ def _check_config(config: AuditConfig) -> None:
         raise ConfigError(
             f"the headline tolerance {config.headline_tolerance:g} must be one of the tolerances"
         )
-    if config.repeats < 1:
-        raise ConfigError("--repeats must be at least 1")
-    if config.batch_size < 1:
-        raise ConfigError("--batch-size must be at least 1")
-    if not 0 <= config.threshold <= 1:
-        raise ConfigError("--threshold must be in [0, 1]")
-    if config.limit is not None and config.limit < 1:
-        raise ConfigError("--limit must be at least 1")
-    if config.delta_norm not in DELTA_NORMS:
-        raise ConfigError(f"--delta-norm must be one of {', '.join(DELTA_NORMS)}")
-
-
-def _batches(samples: Sequence[data.Sample], size: int) -> Iterator[Sequence[data.Sample]]:
-    for start in range(0, len(samples), size):
-        yield samples[start : start + size]
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    checks = [
+        (config.repeats < 1, "--repeats must be at least 1"),
+        (config.batch_size < 1, "--batch-size must be at least 1"),
+        (config.workers < 0, "--workers must be 0 (automatic) or more"),
+        (config.max_pixels < 1, "--max-pixels must be at least 1"),
+        (not 0 <= config.threshold <= 1, "--threshold must be in [0, 1]"),
+        (config.limit is not None and config.limit < 1, "--limit must be at least 1"),
+        (config.delta_norm not in DELTA_NORMS, f"--delta-norm must be one of {DELTA_NORMS}"),
+        (not 0 <= shard[0] < shard[1], f"bad shard {shard}: expected (i, n) with 0 <= i < n"),
+    ]
+    for failed, message in checks:
+        if failed:
+            raise ConfigError(message)

@@ -3,11 +3,18 @@
 Arrays: `clean` is N x K probabilities, `perturbed` is R x N x K (R repeats), `labels`
 is N class indices or None. Worst-of-R: a sample counts as robust only if every repeat
 keeps its decision correct (RA) and its probability change within b (RR).
+
+What is not a count is computed from values at the reported precision (DIGITS
+decimals): delta quantiles from counts of quantized deltas, AUC from counts of
+quantized scores, mean shifts from exact sums. The same helpers serve the streaming
+accumulators in `auditor.stats`, so a run split into shards merges to the same figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -18,6 +25,10 @@ CURVE_TOLERANCES = np.round(np.arange(0.0, 0.5001, 0.01), 2)
 DIGITS = 6  # reported precision; keeps results stable across batch sizes and platforms
 # delta <= b is tested with this slack: 0.53 - 0.5 must count as within b = 0.03.
 FLOAT_SLACK = 1e-9
+RESOLUTION = 10**DIGITS  # quantization step of deltas and scores: 1 / RESOLUTION
+# Every float64 is an integer multiple of 2**-1074, so sums scaled by 2**1074 are exact
+# Python integers: they add up to the same total in any order and across shards.
+EXACT_SCALE = 2**1074
 
 Probs = NDArray[np.float64]
 Labels = NDArray[np.int64]
@@ -59,20 +70,69 @@ def deltas(clean: Probs, perturbed: Probs, norm: str, labels: Labels | None) -> 
 
 
 def roc_auc(scores: Probs, positives: NDArray[np.bool_]) -> float | None:
-    """Return the ROC AUC of `scores` (Mann-Whitney, ties counted half); None if one class."""
-    n_pos = int(positives.sum())
-    n_neg = len(positives) - n_pos
+    """Return the ROC AUC of `scores` (Mann-Whitney, ties counted half); None if one class.
+
+    Scores are taken at the reported precision (see `quantize`).
+    """
+    q = quantize(scores)
+    return auc_from_counts(value_counts(q[positives]), value_counts(q[~positives]))
+
+
+def quantize(values: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Return `values` as integer multiples of 1 / RESOLUTION (round half to even)."""
+    return np.rint(np.asarray(values, np.float64) * RESOLUTION).astype(np.int64)
+
+
+def value_counts(quantized: NDArray[np.int64]) -> Counter[int]:
+    """Return how often each quantized value occurs."""
+    keys, counts = np.unique(quantized, return_counts=True)
+    return Counter(dict(zip(keys.tolist(), counts.tolist())))
+
+
+def auc_from_counts(pos: Mapping[int, int], neg: Mapping[int, int]) -> float | None:
+    """ROC AUC from counts of quantized scores of positives and negatives; None if one class."""
+    n_pos, n_neg = sum(pos.values()), sum(neg.values())
     if n_pos == 0 or n_neg == 0:
         return None
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    # Average ranks over ties so that equal scores count one half.
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(average, counts)
-    u = ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0
-    return rounded(u / (n_pos * n_neg))
+    twice_u = 0  # 2 U in integers: a tie counts one half
+    below = 0
+    for key in sorted(set(pos) | set(neg)):
+        equal = neg.get(key, 0)
+        twice_u += pos.get(key, 0) * (2 * below + equal)
+        below += equal
+    return rounded(float(Fraction(twice_u, 2 * n_pos * n_neg)))
+
+
+def quantile_from_counts(counts: Mapping[int, int], q: float) -> float:
+    """The `q` quantile (numpy's linear method) of the quantized values counted in `counts`."""
+    keys = sorted(counts)
+    cumulative = np.cumsum([counts[k] for k in keys])
+    n = int(cumulative[-1])
+    position = q * (n - 1)
+    low = int(np.floor(position))
+    gamma = position - low
+
+    def at(rank: int) -> float:
+        return keys[int(np.searchsorted(cumulative, rank, side="right"))] / RESOLUTION
+
+    a, b = at(low), at(min(low + 1, n - 1))
+    # numpy's _lerp, so that the result equals np.quantile on the expanded values
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
+
+
+def exact_total(values: NDArray[np.float64]) -> int:
+    """The exact sum of float `values` in units of 2**-1074 (see EXACT_SCALE)."""
+    total = 0
+    for value in np.asarray(values, np.float64).ravel().tolist():
+        num, den = value.as_integer_ratio()
+        total += num * (EXACT_SCALE // den)
+    return total
+
+
+def exact_mean(total: int, count: int) -> float:
+    """The correctly rounded mean of values whose `exact_total` is `total`."""
+    return float(Fraction(total, EXACT_SCALE * count))
 
 
 def clean_metrics(
@@ -130,11 +190,7 @@ def level_metrics(
         "rr_ci": {key: wilson(int(mask.sum()), n) for key, mask in within.items()},
         "flip_rate": rounded(flips / n),
         "flip_rate_ci": wilson(flips, n),
-        "delta_quantiles": {
-            "p50": rounded(np.quantile(worst, 0.5)),
-            "p90": rounded(np.quantile(worst, 0.9)),
-            "max": rounded(worst.max()),
-        },
+        "delta_quantiles": delta_quantiles(value_counts(quantize(worst))),
         "rr_curve": [
             [float(b), rounded(float(np.mean(worst <= b + FLOAT_SLACK)))] for b in CURVE_TOLERANCES
         ],
@@ -174,9 +230,18 @@ def _per_class(
         entry: dict[str, Any] = {"n": m, "ra": rounded(k / m), "ra_ci": wilson(k, m)}
         if positive is not None:
             shift = perturbed[:, mask, positive] - clean[None, mask, positive]
-            entry["mean_shift"] = rounded(float(shift.mean()))
+            entry["mean_shift"] = rounded(exact_mean(exact_total(shift), shift.size))
         out[name] = entry
     return out
+
+
+def delta_quantiles(counts: Mapping[int, int]) -> dict[str, float]:
+    """Median, p90 and max of the deltas counted (quantized) in `counts`."""
+    return {
+        "p50": rounded(quantile_from_counts(counts, 0.5)),
+        "p90": rounded(quantile_from_counts(counts, 0.9)),
+        "max": rounded(max(counts) / RESOLUTION),
+    }
 
 
 def area_under(start: float, values: Sequence[float]) -> float:

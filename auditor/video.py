@@ -148,6 +148,12 @@ def read_clip(path: Path, sampling: FrameSampling) -> Clip:
     return Clip(frames, tuple(indices), total, native_fps, digest)
 
 
+def still(path: Path) -> tuple[Image, str]:
+    """Return the middle frame of the video at `path` and the file's sha256."""
+    clip = read_clip(path, FrameSampling(frames=1))
+    return clip.frames[0], clip.sha256
+
+
 def file_sha256(path: Path) -> str:
     """Return the sha256 of the file at `path`, read in chunks."""
     digest = hashlib.sha256()

@@ -285,7 +285,9 @@ def test_frames_and_fps_choose_the_frames_of_each_video(tmp_path):
 def test_aggregation_modes_give_different_video_scores(tmp_path):
     scores = {}
     for how in video.AGGREGATES:
-        result, out = check(tmp_path, SAMPLE_VIDEOS, "-p", "brightness:delta=0.3", "--aggregate", how)
+        result, out = check(
+            tmp_path, SAMPLE_VIDEOS, "-p", "brightness:delta=0.3", "--aggregate", how
+        )
         assert result.exit_code == 0 and out["data"]["aggregate"] == how
         scores[how] = out["clean"]["auc"], out["results"][0]["rr"]["0.01"]
     assert len(set(scores.values())) > 1

@@ -1,0 +1,106 @@
+"""The crash journal: per-sample results appended as they are computed, for `--resume`.
+
+One record per line, `CRC32 JSON`: a line cut short by a crash fails its checksum and
+is ignored along with anything after it. The first record names the journal format
+and the digest of what was audited (settings, model sha256, data listing); a resume
+with another digest is refused, because its records would answer another question.
+Floats are written with `repr` precision, so a resumed run computes the same figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from auditor.errors import ConfigError
+
+FORMAT = "auditor/journal@1"
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """Return one journal line for `record`: checksum, space, compact JSON, newline."""
+    payload = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+
+
+def read(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Return the intact records of the journal at `path` and the byte length they span."""
+    records: list[dict[str, Any]] = []
+    good = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            record = _decode(line)
+            if record is None:
+                break
+            records.append(record)
+            good += len(line)
+    return records, good
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    if not line.endswith(b"\n") or len(line) < 10 or line[8:9] != b" ":
+        return None
+    payload = line[9:-1]
+    try:
+        if int(line[:8], 16) != zlib.crc32(payload):
+            return None
+        record = json.loads(payload)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+class Journal:
+    """An open journal: `append` records, `flush` them in batches, `remove` when done."""
+
+    def __init__(self, path: Path, handle: IO[bytes]) -> None:
+        self.path = path
+        self._handle = handle
+
+    @classmethod
+    def start(cls, path: Path, digest: str, resume: bool) -> tuple[Journal, list[dict[str, Any]]]:
+        """Open the journal at `path`; with `resume`, return the records it already holds.
+
+        Without `resume` an existing journal is replaced.
+        """
+        path = Path(path)
+        records: list[dict[str, Any]] = []
+        if resume and path.is_file():
+            records, good = read(path)
+            header = records[0] if records else {}
+            if header.get("journal") != FORMAT or header.get("digest") != digest:
+                raise ConfigError(
+                    f"{path}: cannot resume: this journal was written by an audit of another "
+                    "model, data or settings; run the same command as before with --resume, "
+                    "or start over without --resume"
+                )
+            handle: IO[bytes] = open(path, "r+b")  # noqa: SIM115 (closed by `close`)
+            handle.truncate(good)  # drop a torn last line before appending
+            handle.seek(good)
+            return cls(path, handle), records[1:]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        journal = cls(path, open(path, "wb"))  # noqa: SIM115
+        journal.append([{"journal": FORMAT, "digest": digest}])
+        journal.flush()
+        return journal, records
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        self._handle.write(b"".join(encode(r) for r in records))
+
+    def flush(self) -> None:
+        """Hand the records to the operating system: they survive the process being killed."""
+        self._handle.flush()
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,340 @@
+"""Partial results of one shard (`ShardResult`) and `merge`, which makes `AuditResults`.
+
+A `ShardResult` is plain data (dicts, lists, numbers and the `stats` dataclasses), so it
+can be pickled to another process or machine; `merge` of all shards of an audit gives
+the same results JSON as one run over every sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from auditor import __version__, data, gates, metrics, thumbnails
+from auditor.config import AuditConfig
+from auditor.errors import ConfigError, DataError, SampleError
+from auditor.perturbations.registry import PlannedPerturbation
+from auditor.results import AuditResults, LevelResult, PerturbationSummary, tolerance_key
+from auditor.stats import AuditStats, Scoring
+
+
+@dataclass
+class ShardResult:
+    """What one shard measured: statistics and descriptions, all plain data."""
+
+    shard: tuple[int, int]
+    digest: str  # settings + model + data listing; equal for every shard of one audit
+    started_at: str
+    model: dict[str, Any]
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    dataset: dict[str, Any]  # path, kind, labelled
+    class_names: list[str]
+    scoring: Scoring
+    stats: AuditStats
+    skipped: list[dict[str, str]]  # found before decoding (shard 0 carries them)
+    total: int  # work units: samples x (1 + draws)
+    done: int = 0
+    skipped_decode: list[dict[str, str]] = field(default_factory=list)
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+    thumbnails: dict[str, Any] = field(default_factory=dict)
+    thumbnails_index: int | None = None
+    probe: dict[str, Any] | None = None
+    frame_stats: AuditStats | None = None  # videos: every frame counted as a sample
+
+
+def merge(parts: Sequence[ShardResult]) -> AuditResults:
+    """Merge the shards of one audit into its results (gates evaluated)."""
+    if not parts:
+        raise ValueError("merge needs at least one shard")
+    first = min(parts, key=lambda p: p.shard)
+    if any(p.digest != first.digest for p in parts):
+        raise ConfigError("cannot merge shards of audits with different settings, model or data")
+    stats = AuditStats()
+    for part in parts:
+        stats.merge(part.stats)
+    manifest = sorted((row for p in parts for row in p.manifest), key=lambda r: r["path"])
+    skipped = sorted(
+        (s for p in parts for s in (*p.skipped, *p.skipped_decode)), key=lambda s: s["path"]
+    )
+    done, total = sum(p.done for p in parts), sum(p.total for p in parts)
+    complete = done == total and len({p.shard for p in parts}) == first.shard[1]
+    if stats.clean.n == 0:
+        if complete:
+            reason = skipped[0]["reason"] if skipped else "none decoded"
+            raise DataError(
+                f"{first.dataset['path']}: no usable images; all {len(skipped)} were "
+                f"skipped (first reason: {reason})"
+            )
+        raise NothingDone(done, total)
+    return _assemble(first, parts, stats, manifest, skipped, complete, done, total)
+
+
+def _assemble(
+    first: ShardResult,
+    parts: Sequence[ShardResult],
+    stats: AuditStats,
+    manifest: list[dict[str, Any]],
+    skipped: list[dict[str, str]],
+    complete: bool,
+    done: int,
+    total: int,
+) -> AuditResults:
+    s, config, labelled = first.scoring, first.config, first.dataset["labelled"]
+    keys = config["tolerance_keys"]
+    clean = stats.clean.finish(s, first.class_names, labelled)
+    levels = []
+    flat = [(p, li, lv) for p in config["perturbations"] for li, lv in enumerate(p["levels"], 1)]
+    for (p, li, params), level in zip(flat, stats.levels):
+        values = level.finish(s, keys, first.class_names, labelled, clean["accuracy"])
+        levels.append(
+            LevelResult(
+                perturbation=p["name"], family=p["family"], level=li, params=params, **values
+            )
+        )
+    with_thumbs = [p for p in parts if p.thumbnails_index is not None]
+    thumbs = (
+        min(with_thumbs, key=lambda p: p.thumbnails_index or 0).thumbnails if with_thumbs else {}
+    )
+    probes = [p.probe for p in parts if p.probe is not None]
+    return AuditResults(
+        auditor_version=__version__,
+        created_at=now(),
+        started_at=min(p.started_at for p in parts),
+        finished_at=now(),
+        model=first.model,
+        data=_describe_data(first, manifest, skipped),
+        config=config,
+        environment=first.environment,
+        clean=clean,
+        results=levels,
+        summary=_summaries(config, levels, keys, clean["accuracy"]),
+        thumbnails=thumbs,
+        verdict=gates.evaluate(
+            levels,
+            config["headline_tolerance_key"],
+            config["fail_under_ra"],
+            config["fail_under_rr"],
+        ),
+        moved={name: [_public(c) for c in moved] for name, moved in stats.moved.items()},
+        frame_results=_frame_results(first, parts, levels),
+        determinism=_merge_probes(probes) if complete and probes else None,
+        status="complete" if complete else "incomplete",
+        progress={"done": done, "total": total},
+    )
+
+
+class NothingDone(Exception):
+    """An interrupted audit that scored no sample: there are no results to write."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"nothing done ({done} of {total})")
+        self.done, self.total = done, total
+
+
+def _frame_results(
+    first: ShardResult, parts: Sequence[ShardResult], levels: Sequence[LevelResult]
+) -> dict[str, Any] | None:
+    """Videos: the levels again, with every frame a sample of its own."""
+    if first.frame_stats is None:
+        return None
+    stats = AuditStats()
+    for part in parts:
+        stats.merge(part.frame_stats or AuditStats())
+    s, config, labelled = first.scoring, first.config, first.dataset["labelled"]
+    clean = stats.clean.finish(s, first.class_names, labelled)
+    rows = []
+    for lv, level in zip(levels, stats.levels):
+        values = level.finish(s, config["tolerance_keys"], [], labelled, None)
+        rows.append(
+            {"perturbation": lv.perturbation, "level": lv.level}
+            | {k: values[k] for k in ("n", "ra", "ra_ci", "rr", "rr_ci")}
+            | {k: values[k] for k in ("flip_rate", "flip_rate_ci")}
+        )
+    kept = {k: clean[k] for k in ("n", "accuracy", "accuracy_ci")}
+    return {"n_frames": stats.clean.n, "clean": kept, "levels": rows}
+
+
+def _public(candidate: dict[str, Any]) -> dict[str, Any]:
+    out = dict(candidate)
+    out["delta"] = metrics.rounded(candidate["delta"])
+    out["clean_probs"] = [metrics.rounded(v) for v in candidate["clean_probs"]]
+    out["perturbed_probs"] = [metrics.rounded(v) for v in candidate["perturbed_probs"]]
+    return out
+
+
+def _merge_probes(probes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "n_samples": sum(p["n_samples"] for p in probes),
+        "n_evaluations": sum(p["n_evaluations"] for p in probes),
+        "max_abs_diff": max(p["max_abs_diff"] for p in probes),
+        "decision_flips": sum(p["decision_flips"] for p in probes),
+    }
+
+
+def _summaries(
+    config: dict[str, Any],
+    levels: Sequence[LevelResult],
+    keys: Sequence[str],
+    clean_accuracy: float | None,
+) -> list[PerturbationSummary]:
+    """Mean and area under the curve of RA and RR over each perturbation's levels."""
+    out = []
+    for p in config["perturbations"]:
+        mine = [lv for lv in levels if lv.perturbation == p["name"]]
+        ras = [lv.ra for lv in mine if lv.ra is not None]
+        ra_start = clean_accuracy if len(ras) == len(mine) else None  # None: unlabelled
+        out.append(
+            PerturbationSummary(
+                perturbation=p["name"],
+                family=p["family"],
+                levels=len(mine),
+                mean_ra=metrics.rounded(float(np.mean(ras))) if ra_start is not None else None,
+                mean_rr={
+                    k: metrics.rounded(float(np.mean([lv.rr[k] for lv in mine]))) for k in keys
+                },
+                area_ra=metrics.area_under(ra_start, ras) if ra_start is not None else None,
+                area_rr={k: metrics.area_under(1.0, [lv.rr[k] for lv in mine]) for k in keys},
+            )
+        )
+    return out
+
+
+def _describe_data(
+    first: ShardResult, manifest: list[dict[str, Any]], skipped: list[dict[str, str]]
+) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    converted: dict[str, int] = {}
+    for row in manifest:
+        if row["label"] is not None:
+            counts[row["label"]] = counts.get(row["label"], 0) + 1
+        if row.get("converted"):
+            converted[row["converted"]] = converted.get(row["converted"], 0) + 1
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    return {
+        "path": first.dataset["path"],
+        "kind": first.dataset["kind"],
+        "n_samples": len(manifest),
+        "n_skipped": len(skipped),
+        "manifest_sha256": hashlib.sha256(canonical).hexdigest(),
+        "class_counts": dict(sorted(counts.items())),
+        "converted": dict(sorted(converted.items())),
+        "skipped": skipped,
+        "manifest": manifest,
+        **(_describe_video(first, manifest) if first.dataset.get("media") == "video" else {}),
+    }
+
+
+def _describe_video(first: ShardResult, manifest: list[dict[str, Any]]) -> dict[str, Any]:
+    from auditor import video
+
+    counts = [len(row["frames"]) for row in manifest] or [0]
+    options = first.config["video"]
+    sampling = video.frame_sampling(options["frames"], options["fps"])
+    return {
+        "media": "video",
+        "n_frames": sum(counts),
+        "frames_per_video": {
+            "frames": sampling.frames,
+            "fps": sampling.fps,
+            "sampling": sampling.describe(),
+            "min": min(counts),
+            "max": max(counts),
+        },
+        "aggregate": options["aggregate"],
+        "clip_codec": video.CLIP_CODEC,
+    }
+
+
+def describe_config(
+    config: AuditConfig, planned: Sequence[PlannedPerturbation], model: Any, workers: int
+) -> dict[str, Any]:
+    """The config section of the results: everything needed to re-run the audit."""
+    from auditor.pipeline import POOL_KIND
+
+    keys = [tolerance_key(b) for b in config.tolerances]
+    return {
+        "suite": None if config.perturbations else config.suite,
+        "perturbations": [
+            {
+                "name": pp.name,
+                "family": pp.perturbation.family,
+                "description": pp.perturbation.description,
+                "pixel_params": list(pp.perturbation.pixel_params),
+                "levels": [dict(lv) for lv in pp.levels],
+            }
+            for pp in planned
+        ],
+        "tolerances": list(config.tolerances),
+        "tolerance_keys": keys,
+        "headline_tolerance": config.headline_tolerance,
+        "headline_tolerance_key": tolerance_key(config.headline_tolerance),
+        "delta_norm": config.delta_norm,
+        "seed": config.seed,
+        "repeats": config.repeats,
+        "threshold": config.threshold,
+        "limit": config.limit,
+        "max_pixels": config.max_pixels,
+        "scale_to_input": config.scale_to_input,
+        "preprocess": model.prep.as_dict(),
+        "fail_under_ra": config.fail_under_ra,
+        "fail_under_rr": config.fail_under_rr,
+        "command_line": list(config.command_line),
+        "video": {  # read only for video data
+            "frames": config.video.frames,
+            "fps": config.video.fps,
+            "aggregate": config.video.aggregate,
+        },
+        # Engine tuning, echoed; the figures do not depend on these.
+        "batch_size": config.batch_size,
+        "workers": {
+            "pool": POOL_KIND,
+            "perturbation_workers": workers,
+            "onnxruntime_threads": config.model.threads,
+        },
+    }
+
+
+def render_thumbnails(
+    sample: data.Sample, image: Any, planned: Sequence[PlannedPerturbation], config: AuditConfig
+) -> dict[str, Any]:
+    """Thumbnails of one sample clean and at every level (first repeat)."""
+    from auditor.pipeline import Draw, perturb
+
+    levels: dict[str, list[str]] = {}
+    for pp in planned:
+        for li, params in enumerate(pp.levels, start=1):
+            draw = Draw(pp.name, li, dict(params), 0)
+            out = perturb(image, draw, sample.key, config.seed, config.scale_to_input)
+            levels.setdefault(pp.name, []).append(thumbnails.data_uri(out))
+    return {"sample": sample.key, "clean": thumbnails.data_uri(image), "levels": levels}
+
+
+def render_moved(part: ShardResult, samples: dict[str, data.Sample], config: AuditConfig) -> None:
+    """Add clean and perturbed thumbnails to the shard's most-moved samples."""
+    from auditor.pipeline import Draw, perturb
+
+    levels = {p["name"]: p["levels"] for p in part.config["perturbations"]}
+    for name, candidates in part.stats.moved.items():
+        for c in candidates:
+            if "clean_thumbnail" in c:
+                continue
+            try:
+                image = data.decode(samples[c["sample"]], config.max_pixels).image
+            except SampleError:  # changed on disk since: leave the thumbnails out
+                c["clean_thumbnail"] = c["perturbed_thumbnail"] = None
+                continue
+            draw = Draw(name, c["level"], dict(levels[name][c["level"] - 1]), c["repeat"])
+            out = perturb(image, draw, c["sample"], config.seed, config.scale_to_input)
+            c["clean_thumbnail"] = thumbnails.data_uri(image)
+            c["perturbed_thumbnail"] = thumbnails.data_uri(out)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()

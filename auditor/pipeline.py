@@ -1,0 +1,256 @@
+"""The streaming pipeline: decode, perturb and preprocess in a thread pool; infer in batches.
+
+Each sample is decoded once in a worker, which perturbs it at every planned level and
+repeat and preprocesses each image into one tensor of rows (clean first). The calling
+thread cuts those rows into model batches and runs the model while the workers prepare
+the next samples. At most `in_flight` samples are held at any time, so memory does not
+grow with the data set.
+
+Threads, not processes: OpenCV, numpy and onnxruntime release the GIL for the heavy
+work, and a process pool would pickle every float tensor back to the model (see
+`bench/engine.py` for the measurement).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from auditor import data, perturbations, video
+from auditor.errors import SampleError
+from auditor.model import Model
+from auditor.perturbations.registry import PlannedPerturbation
+from auditor.seeds import derive_rng
+
+POOL_KIND = "threads"
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One perturbed copy of a sample: perturbation, level (1-based), params, repeat."""
+
+    perturbation: str
+    level: int
+    params: dict[str, float]
+    repeat: int
+
+
+def plan_draws(planned: Sequence[PlannedPerturbation], repeats: int) -> list[Draw]:
+    """Every draw of a sample, in the order of its tensor rows (after the clean row)."""
+    return [
+        Draw(pp.name, li, dict(params), r)
+        for pp in planned
+        for li, params in enumerate(pp.levels, start=1)
+        for r in range(repeats)
+    ]
+
+
+@dataclass
+class Scored:
+    """A sample that went through the model: clean probs (K) and per-draw probs (D x K)."""
+
+    index: int
+    sample: data.Sample
+    sha256: str
+    converted: str | None
+    clean: NDArray[np.float64]
+    perturbed: NDArray[np.float64]
+    # Videos: `clean` and `perturbed` are per video; these are per frame, (1 + D) x F x K.
+    frames: NDArray[np.float64] | None = None
+    frame_indices: tuple[int, ...] = ()
+
+
+@dataclass
+class Failed:
+    """A sample that could not be decoded, and why."""
+
+    index: int
+    sample: data.Sample
+    reason: str
+
+
+@dataclass
+class _Prepared:
+    index: int
+    sample: data.Sample
+    tensor: NDArray[Any]  # no rows when the sample failed
+    sha256: str = ""
+    converted: str | None = None
+    reason: str | None = None  # why it failed
+    probs: NDArray[np.float64] | None = None
+    cursor: int = 0  # next row to put into a batch
+    scored: int = 0  # rows with probabilities
+    frames: int = 0  # videos: frames per draw (the tensor holds 1 + D runs of them)
+    frame_indices: tuple[int, ...] = ()
+
+
+def auto_workers() -> int:
+    """Perturbation workers when `--workers 0`: one per core the process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def perturb(image: NDArray[np.uint8], draw: Draw, key: str, seed: int, scale: bool) -> Any:
+    """Return `image` under `draw`, from the generator of (seed, sample, draw)."""
+    rng = derive_rng(seed, key, draw.perturbation, draw.level, draw.repeat)
+    return perturbations.apply(draw.perturbation, image, draw.params, rng, scale)
+
+
+class Pipeline:
+    """Scores samples clean and under every draw; yields results in input order."""
+
+    def __init__(
+        self,
+        model: Model,
+        draws: Sequence[Draw],
+        *,
+        seed: int,
+        scale_to_input: bool,
+        batch_size: int,
+        workers: int,
+        max_pixels: int,
+        sampling: video.FrameSampling | None = None,
+        aggregate: str = "mean",
+    ) -> None:
+        self.model = model
+        self.draws = list(draws)
+        self.seed = seed
+        self.scale_to_input = scale_to_input
+        self.batch_size = model.batch or batch_size  # a fixed-batch model decides
+        self.workers = workers
+        self.max_pixels = max_pixels
+        self.in_flight = 2 * workers + 1
+        self.sampling = sampling  # None: images; else every sample is a video
+        self.aggregate = aggregate
+
+    def run(self, items: Iterable[tuple[int, data.Sample]]) -> Iterator[list[Scored | Failed]]:
+        """Yield groups of finished samples (one group per model batch), in input order."""
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="auditor-perturb")
+        try:
+            yield from self._stream(pool, iter(items))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _stream(
+        self, pool: ThreadPoolExecutor, items: Iterator[tuple[int, data.Sample]]
+    ) -> Iterator[list[Scored | Failed]]:
+        pending: deque[Future[_Prepared]] = deque()
+        queue: deque[_Prepared] = deque()  # prepared, not fully scored, in order
+        buffered = 0  # rows in `queue` not yet put into a batch
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < self.in_flight:
+                item = next(items, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    pending.append(pool.submit(self._prepare, *item))
+            if buffered < self.batch_size and pending:
+                prepared = pending.popleft().result()
+                queue.append(prepared)
+                buffered += len(prepared.tensor)
+                if buffered < self.batch_size:
+                    continue
+            if not queue:
+                return
+            rows = min(buffered, self.batch_size)
+            buffered -= rows
+            yield self._score(queue, rows)
+
+    def _prepare(self, index: int, sample: data.Sample) -> _Prepared:
+        """Decode once, perturb under every draw, preprocess each image into one tensor."""
+        if self.sampling is not None:
+            return self._prepare_clip(index, sample)
+        try:
+            decoded = data.decode(sample, self.max_pixels)
+        except SampleError as exc:
+            return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
+        first = self.model.to_tensor([decoded.image])
+        tensor = np.empty((1 + len(self.draws), *first.shape[1:]), first.dtype)
+        tensor[0] = first[0]
+        for row, draw in enumerate(self.draws, start=1):
+            image = perturb(decoded.image, draw, sample.key, self.seed, self.scale_to_input)
+            tensor[row] = self.model.to_tensor([image])[0]
+        # Only the tensor goes on: the decoded and perturbed pixels are dropped here.
+        return _Prepared(index, sample, tensor, decoded.sha256, decoded.converted)
+
+    def _prepare_clip(self, index: int, sample: data.Sample) -> _Prepared:
+        """A video: the rows of all its sampled frames, clean then under every draw."""
+        assert self.sampling is not None
+        try:
+            rows = video.clip_rows(
+                sample.path,
+                sample.key,
+                self.draws,
+                self.model.to_tensor,
+                seed=self.seed,
+                scale_to_input=self.scale_to_input,
+                sampling=self.sampling,
+            )
+        except SampleError as exc:
+            return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
+        clip = rows.clip
+        return _Prepared(
+            index, sample, rows.tensor, clip.sha256, frames=rows.frames, frame_indices=clip.indices
+        )
+
+    def _score(self, queue: deque[_Prepared], rows: int) -> list[Scored | Failed]:
+        """Run one batch of `rows` rows from the front of `queue`; pop finished samples."""
+        pieces: list[tuple[_Prepared, int, int]] = []
+        left = rows
+        for prepared in queue:
+            if left == 0:
+                break
+            take = min(left, len(prepared.tensor) - prepared.cursor)
+            if take:
+                pieces.append((prepared, prepared.cursor, prepared.cursor + take))
+                prepared.cursor += take
+                left -= take
+        if pieces:
+            batch = np.concatenate([p.tensor[a:b] for p, a, b in pieces])
+            probs = self.model.infer(batch)
+            offset = 0
+            for prepared, a, b in pieces:
+                if prepared.probs is None:
+                    prepared.probs = np.empty((len(prepared.tensor), probs.shape[1]))
+                prepared.probs[a:b] = probs[offset : offset + b - a]
+                prepared.scored += b - a
+                offset += b - a
+        done: list[Scored | Failed] = []
+        while queue and queue[0].scored == len(queue[0].tensor):
+            done.append(_finished(queue.popleft(), self.aggregate, self.model.positive_index()))
+        return done
+
+
+def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scored | Failed:
+    if prepared.reason is not None:
+        return Failed(prepared.index, prepared.sample, prepared.reason)
+    assert prepared.probs is not None
+    if prepared.frames:
+        clean, perturbed, frames = video.split_rows(
+            prepared.probs, prepared.frames, aggregate, positive
+        )
+        return Scored(
+            prepared.index,
+            prepared.sample,
+            prepared.sha256,
+            None,
+            clean,
+            perturbed,
+            frames,
+            prepared.frame_indices,
+        )
+    return Scored(
+        prepared.index,
+        prepared.sample,
+        prepared.sha256,
+        prepared.converted,
+        prepared.probs[0],
+        prepared.probs[1:],
+    )

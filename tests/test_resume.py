@@ -1,0 +1,112 @@
+"""Crash safety end to end: SIGKILL part-way then --resume, and Ctrl-C's partial report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_class_folders
+
+from auditor.errors import EXIT_CANNOT_RUN, EXIT_OK
+
+ROOT = Path(__file__).resolve().parent.parent
+PERTURBATIONS = ["-p", "gaussian_noise", "-p", "jpeg_compression", "-p", "pixelate"]
+
+
+def command(model, data, out, *extra):
+    return [
+        sys.executable, "-m", "auditor", "check", str(model), "--data", str(data),
+        "-o", str(out / "report.html"), *PERTURBATIONS, "--repeats", "2", *extra,
+    ]  # fmt: skip
+
+
+def start(args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+
+
+def wait_for_records(journal: Path, count: int, process) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if journal.is_file() and journal.read_bytes().count(b"\n") > count:
+            return
+        if process.poll() is not None:
+            pytest.fail("the audit finished before it could be interrupted")
+        time.sleep(0.01)
+    pytest.fail("no journal records appeared")
+
+
+def results_without_times(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    for key in ("created_at", "started_at", "finished_at", "environment"):
+        data.pop(key)
+    data["config"].pop("command_line")
+    return data
+
+
+@pytest.fixture
+def big_data(tmp_path):
+    return write_class_folders(tmp_path / "data", per_class=60)
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_results(binary_model, big_data, tmp_path):
+    whole = tmp_path / "whole"
+    assert start(command(binary_model, big_data, whole)).wait() == EXIT_OK
+    killed = tmp_path / "killed"
+    process = start(command(binary_model, big_data, killed, "--workers", "1", "--batch-size", "1"))
+    journal = killed / "report.json.journal"
+    wait_for_records(journal, 10, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "report.json").exists() and journal.is_file()
+    resumed = start(command(binary_model, big_data, killed, "--resume"))
+    _, err = resumed.communicate()
+    assert resumed.returncode == EXIT_OK, err
+    assert not journal.exists()  # removed after a complete run
+    a, b = (
+        results_without_times(whole / "report.json"),
+        results_without_times(killed / "report.json"),
+    )
+    a["config"].pop("workers"), b["config"].pop("workers")
+    assert a == b
+
+
+def test_ctrl_c_writes_an_incomplete_report_and_says_how_to_resume(
+    binary_model, big_data, tmp_path
+):
+    out = tmp_path / "out"
+    process = start(command(binary_model, big_data, out, "--workers", "1", "--batch-size", "1"))
+    wait_for_records(out / "report.json.journal", 5, process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == EXIT_CANNOT_RUN
+    assert "interrupted after" in err and "--resume" in err and "Traceback" not in err
+    partial = json.loads((out / "report.json").read_text())
+    assert partial["status"] == "incomplete"
+    assert 0 < partial["progress"]["done"] < partial["progress"]["total"]
+    assert partial["clean"]["n"] < 120
+    resumed = start(command(binary_model, big_data, out, "--resume"))
+    _, err = resumed.communicate()
+    assert resumed.returncode == EXIT_OK, err
+    final = json.loads((out / "report.json").read_text())
+    assert final["status"] == "complete" and final["clean"]["n"] == 120
+
+
+def test_resume_with_other_options_is_refused(binary_model, big_data, tmp_path):
+    out = tmp_path / "out"
+    process = start(command(binary_model, big_data, out, "--workers", "1", "--batch-size", "1"))
+    wait_for_records(out / "report.json.journal", 5, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    other = start(command(binary_model, big_data, out, "--resume", "--seed", "3"))
+    _, err = other.communicate()
+    assert other.returncode == EXIT_CANNOT_RUN
+    assert "cannot resume" in err and "Traceback" not in err
