@@ -268,16 +268,12 @@ def rate_factor(params: Mapping[str, float]) -> float:
 
 
 def jpeg_quality(rate_factor: float) -> int:
-    """Map an H.264 constant rate factor to the Motion-JPEG quality of similar coarseness.
+    """Map an H.264 constant rate factor (0..51) to a Motion-JPEG quality (1..100).
 
-    H.264's quantizer step is 0.625 * 2 ** (QP / 6) (QP = CRF for a constant rate); a
-    JPEG's DC step is 16 * s / 100 with s = 5000 / q (q < 50) or 200 - 2 q. Equal
-    steps give q = 40, 32, 22, 16, 13 for CRF 30, 32, 35, 38, 40.
+    The same mapping as the image-level `video_compression` (its position on H.264's
+    quantizer scale: quality = 100 * (1 - crf / 51)), so CRF 30..40 gives 41..22.
     """
-    step = 0.625 * 2.0 ** (rate_factor / 6.0)
-    s = 100.0 * step / 16.0
-    quality = 5000.0 / s if s > 100.0 else (200.0 - s) / 2.0
-    return int(np.clip(round(quality), 1, 100))
+    return int(np.clip(round(100 * (1 - rate_factor / 51)), 1, 100))
 
 
 def encode_clip(frames: Sequence[Image], rate_factor: float) -> list[Image]:
