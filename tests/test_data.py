@@ -95,3 +95,30 @@ def test_manifest_listing_a_file_twice_is_refused(data_dir):
     (data_dir / "m.csv").write_text("path,label\nreal/r00.png,real\nreal/r00.png,real\n")
     with pytest.raises(DataError, match="listed more than once"):
         discover(data_dir / "m.csv")
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".webp", ".ppm", ".pgm"])
+def test_header_size_is_read_without_decoding(tmp_path, suffix):
+    import cv2
+
+    from auditor.imagesize import header_size
+
+    image = colour_image(np.random.default_rng(0), 0.3, (37, 53))
+    if suffix == ".pgm":
+        image = image[:, :, 0]
+    ok, encoded = cv2.imencode(suffix, image)
+    assert ok and header_size(encoded.tobytes()) == (53, 37)
+
+
+def test_decode_refuses_images_over_max_pixels_and_reports_conversion(tmp_path):
+    import cv2
+
+    from auditor.data import decode
+
+    path = write_image(tmp_path / "a.png", colour_image(np.random.default_rng(0), 0.3, (20, 30)))
+    with pytest.raises(SampleError, match="20 is 600 pixels, over the limit of 599"):
+        decode(Sample("a.png", path, None), max_pixels=599)
+    assert decode(Sample("a.png", path, None), max_pixels=600).converted is None
+    grey = tmp_path / "g.png"
+    cv2.imwrite(str(grey), np.full((5, 6), 90, np.uint8))
+    assert decode(Sample("g.png", grey, None)).converted == "gray"

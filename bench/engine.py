@@ -1,0 +1,256 @@
+"""Engine benchmark: auditor's audit against pure inference and against a plain loop.
+
+In one process and one run, on the same images and perturbations:
+
+  (a) pure onnxruntime inference of as many pre-made input tensors as the audit
+      evaluates, at the best batch size (the floor: no perturbation, no decoding);
+  (b) `auditor`'s full audit (`run_audit`);
+  (c) the plain loop a user would write: per image and level, perturb (the
+      `imagecorruptions` package when importable, else `auditor.perturbations.apply`)
+      and call the model on that one image.
+
+It prints the medians of --repeats runs and the ratios (b)/(a) and (c)/(b), then the
+peak resident memory of audits of 200 and 2,000 samples (each in a fresh subprocess)
+and a profile of where the audit's main thread spends its time.
+
+    python bench/engine.py --model heavy --suite quick --images 40
+    python bench/engine.py --model light --suite quick --images 40
+    python bench/engine.py --model heavy --suite imagenet-c --images 10 --no-memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from auditor import perturbations  # noqa: E402
+from auditor.config import AuditConfig  # noqa: E402
+from auditor.engine import run_audit  # noqa: E402
+from auditor.perturbations import SUITES  # noqa: E402
+from auditor.seeds import derive_rng  # noqa: E402
+
+SIZE = 224
+# (output channels, stride) of each 3x3 convolution; "heavy" is >= 5 ms per image on
+# a 2-core machine, "light" about 2 ms.
+MODELS = {
+    "heavy": [(24, 2), (48, 1), (64, 2), (96, 2), (128, 1)],
+    "light": [(16, 2), (32, 2), (48, 2), (64, 1)],
+}
+
+
+def build_model(path: Path, kind: str) -> Path:
+    """A random-weight convolutional classifier: 224 px RGB in, 2-class softmax out."""
+    rng = np.random.default_rng(0)
+    nodes, inits, source, channels = [], [], "image", 3
+    for i, (out, stride) in enumerate(MODELS[kind]):
+        w = rng.normal(0, (2 / (9 * channels)) ** 0.5, (out, channels, 3, 3)).astype(np.float32)
+        inits += [
+            numpy_helper.from_array(w, f"w{i}"),
+            numpy_helper.from_array(np.zeros(out, np.float32), f"b{i}"),
+        ]
+        conv = helper.make_node(
+            "Conv", [source, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1] * 4, strides=[stride] * 2
+        )
+        nodes += [conv, helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        source, channels = f"r{i}", out
+    head = rng.normal(0, 0.5, (channels, 2)).astype(np.float32)
+    zeros = np.zeros(2, np.float32)
+    inits += [numpy_helper.from_array(head, "wh"), numpy_helper.from_array(zeros, "bh")]
+    nodes += [
+        helper.make_node("GlobalAveragePool", [source], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"]),
+        helper.make_node("Gemm", ["features", "wh", "bh"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        f"bench_{kind}",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 2])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"classes": ["real", "fake"], "size": [SIZE, SIZE]}
+    helper.set_model_props(model, {"auditor.preprocess": json.dumps(meta)})
+    onnx.save(model, str(path))
+    return path
+
+
+def write_images(root: Path, count: int) -> Path:
+    """`count` 256 x 320 photos-like images (smooth colour fields plus noise) in class folders."""
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        label = "fake" if i % 2 else "real"
+        small = rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)
+        image = cv2.resize(small, (320, 256), interpolation=cv2.INTER_CUBIC)
+        image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i:05d}.png"), image)
+    return root
+
+
+def timed(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def session(model: Path, threads: int = 0) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def pure_inference(model: Path, count: int) -> tuple[Callable[[], object], int]:
+    """(a): `count` pre-made tensors at the best of a few batch sizes."""
+    sess = session(model)
+    rng = np.random.default_rng(2)
+    best, best_time = 1, float("inf")
+    for batch in (1, 4, 8, 16, 32):
+        block = rng.standard_normal((batch, 3, SIZE, SIZE), dtype=np.float32)
+        sess.run(None, {"image": block})
+        per_image = timed(lambda b=block: [sess.run(None, {"image": b}) for _ in range(3)])
+        per_image /= 3 * batch
+        if per_image < best_time:
+            best, best_time = batch, per_image
+    block = rng.standard_normal((best, 3, SIZE, SIZE), dtype=np.float32)
+
+    def run() -> None:
+        left = count
+        while left > 0:
+            take = min(best, left)
+            sess.run(None, {"image": block[:take]})
+            left -= take
+
+    return run, best
+
+
+def plain_loop(model: Path, data: Path, names: list[str]) -> Callable[[], object]:
+    """(c): per image and level, perturb then one model call on that image."""
+    sess = session(model)
+    try:
+        from imagecorruptions import corrupt  # type: ignore[import-not-found]
+    except ImportError:
+        corrupt = None
+    paths = sorted(data.rglob("*.png"))
+
+    def predict(rgb: np.ndarray) -> np.ndarray:
+        x = cv2.resize(rgb, (SIZE, SIZE)).astype(np.float32) / 255
+        return sess.run(None, {"image": x.transpose(2, 0, 1)[None]})[0]
+
+    def run() -> None:
+        for path in paths:
+            image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            predict(image)
+            for name in names:
+                for level in range(1, len(perturbations.get(name).levels) + 1):
+                    if corrupt is not None:
+                        out = corrupt(image, corruption_name=name, severity=level)
+                    else:
+                        rng = derive_rng(0, path.name, name, level, 0)
+                        out = perturbations.apply(name, image, level, rng)
+                    predict(out)
+
+    return run
+
+
+def peak_rss(model: Path, data: Path, count: int) -> float:
+    """Peak RSS (MiB) of a fresh process auditing the first `count` samples."""
+    code = (
+        "import resource, sys; sys.path.insert(0, sys.argv[4]);"
+        "from pathlib import Path; from auditor import AuditConfig, run_audit;"
+        "run_audit(AuditConfig(model_path=Path(sys.argv[1]), data_path=Path(sys.argv[2]),"
+        " limit=int(sys.argv[3]), perturbations=('gaussian_noise:sigma=0.1',)));"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(model), str(data), str(count), root],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="heavy")
+    parser.add_argument("--suite", default="quick")
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    names = list(SUITES[args.suite])
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_model(Path(tmp) / f"{args.model}.onnx", args.model)
+        data = write_images(Path(tmp) / "data", args.images)
+        levels = sum(len(perturbations.get(n).levels) for n in names)
+        count = args.images * (1 + levels)
+        config = AuditConfig(
+            model_path=model,
+            data_path=data,
+            suite=args.suite,
+            workers=args.workers,
+            batch_size=args.batch_size,
+        )
+        pure, batch = pure_inference(model, count)
+        audit = lambda: run_audit(config)  # noqa: E731
+        loop = plain_loop(model, data, names)
+        times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        for _ in range(args.repeats):  # interleaved, so load changes hit all three alike
+            times["a"].append(timed(pure))
+            times["b"].append(timed(audit))
+            times["c"].append(timed(loop))
+        a, b, c = (statistics.median(times[k]) for k in "abc")
+        print(f"model {args.model}, suite {args.suite}: {args.images} images x {1 + levels} "
+              f"evaluations = {count} model inputs; median of {args.repeats}")  # fmt: skip
+        print(f"(a) pure inference, batch {batch}: {a:.2f} s ({1000 * a / count:.2f} ms/input)")
+        print(f"(b) auditor audit:              {b:.2f} s")
+        print(f"(c) plain loop:                 {c:.2f} s")
+        print(f"(b)/(a) = {b / a:.3f}    (c)/(b) = {c / b:.3f}")
+        if args.profile:
+            profile(audit)
+        if not args.no_memory:
+            many = write_images(Path(tmp) / "many", 2000)
+            small, large = peak_rss(model, many, 200), peak_rss(model, many, 2000)
+            print(f"peak RSS: 200 samples {small:.0f} MiB, 2000 samples {large:.0f} MiB")
+
+
+def profile(audit: Callable[[], object]) -> None:
+    """Where the audit's main thread spends its time (workers run perturbations meanwhile)."""
+    profiler = cProfile.Profile()
+    profiler.runcall(audit)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
+    print("profile of the main thread (tottime):")
+    print("\n".join(line for line in text.getvalue().splitlines() if line.strip())[:3000])
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    main()
