@@ -274,10 +274,10 @@ class _ShardRun:
         Every probe sample is re-scored clean, and level j (first repeat) on probe
         sample j mod PROBE_SAMPLES: each level is checked, at a small fixed cost.
         """
-        from auditor import metrics
-
         order = sorted(self.probe_keys)
         levels = [k for k, d in enumerate(self.draws) if d.repeat == 0]
+        if pipeline.sampling is not None:
+            return self._probe_clips(pipeline, mine, order, levels)
         tensors, expected = [], []
         model, config = pipeline.model, self.config
         for _, sample in mine:
@@ -298,7 +298,49 @@ class _ShardRun:
         again = np.concatenate(
             [model.infer(batch[i : i + step]) for i in range(0, len(batch), step)]
         )
-        first = np.stack(expected)
+        return self._probe_summary(np.stack(expected), again)
+
+    def _probe_clips(
+        self,
+        pipeline: Pipeline,
+        mine: list[tuple[int, data.Sample]],
+        order: list[str],
+        levels: list[int],
+    ) -> dict[str, Any]:
+        """The probe for videos: each probe video's clip re-scored clean and at its levels."""
+        assert pipeline.sampling is not None
+        model, config = pipeline.model, self.config
+        expected, again = [], []
+        for _, sample in mine:
+            if sample.key not in self.first_pass:
+                continue
+            before = self.first_pass[sample.key]
+            ks = [k for j, k in enumerate(levels) if order[j % len(order)] == sample.key]
+            rows = video.clip_rows(
+                sample.path,
+                sample.key,
+                [self.draws[k] for k in ks],
+                model.to_tensor,
+                seed=config.seed,
+                scale_to_input=config.scale_to_input,
+                sampling=pipeline.sampling,
+            )
+            step = pipeline.batch_size
+            probs = np.concatenate(
+                [model.infer(rows.tensor[i : i + step]) for i in range(0, len(rows.tensor), step)]
+            )
+            clean, perturbed, _ = video.split_rows(
+                probs, rows.frames, pipeline.aggregate, model.positive_index()
+            )
+            again += [clean, *perturbed]
+            expected += [before.clean, *before.perturbed[ks]]
+        if not again:
+            return {"n_samples": 0, "n_evaluations": 0, "max_abs_diff": 0.0, "decision_flips": 0}
+        return self._probe_summary(np.stack(expected), np.stack(again))
+
+    def _probe_summary(self, first: np.ndarray, again: np.ndarray) -> dict[str, Any]:
+        from auditor import metrics
+
         s = self.part.scoring
         flips = metrics.decide(first, s.threshold, s.positive) != metrics.decide(
             again, s.threshold, s.positive

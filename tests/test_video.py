@@ -267,6 +267,8 @@ def test_the_sample_clips_audit_end_to_end(tmp_path):
     assert [(f["perturbation"], f["level"], f["n"]) for f in frames["levels"]] == [
         (r["perturbation"], r["level"], 192) for r in out["results"]
     ]
+    probe = out["determinism"]  # 8 videos re-scored clean, each level once
+    assert probe["n_evaluations"] == 12 and probe["max_abs_diff"] < 1e-5
     # Strong noise breaks the artefact detector on videos as on images.
     assert out["results"][3]["ra"] < out["results"][2]["ra"]
     html = (tmp_path / "out" / "report.html").read_text()
