@@ -127,6 +127,8 @@ class Pipeline:
         self.max_pixels = max_pixels
         self.in_flight = 2 * workers + 1
         self.sampling = sampling  # None: images; else every sample is a video
+        if sampling is not None:  # a video's rows are (1 + draws) x frames: hold fewer
+            self.in_flight = workers + 1
         self.aggregate = aggregate
 
     def run(self, items: Iterable[tuple[int, data.Sample]]) -> Iterator[list[Scored | Failed]]:
