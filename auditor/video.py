@@ -136,7 +136,7 @@ def read_clip(path: Path, sampling: FrameSampling) -> Clip:
     digest = file_sha256(path)
     total, native_fps = _stream_info(path)
     if total < 1:  # some containers do not store a frame count: count them
-        total = len(_grab_frames(path, None))
+        total = _count_frames(path)
     indices = frame_indices(total, native_fps, sampling)
     frames = _grab_frames(path, indices)
     if len(frames) < len(indices):  # the container over-stated its frame count

@@ -428,3 +428,12 @@ def test_an_interrupted_video_audit_resumes_to_the_same_results(tmp_path):
         for key in ("command_line", "workers", "batch_size"):
             data["config"].pop(key)
     assert a["frame_results"]["n_frames"] == 192 and a == b
+
+
+@pytest.mark.parametrize(
+    ("option", "message"), [(("--fps", "0"), "--fps must be"), (("--frames", "0"), "--frames")]
+)
+def test_bad_frame_options_are_one_line_errors(tmp_path, option, message):
+    result, out = check(tmp_path, SAMPLE_VIDEOS, "-p", "brightness:delta=0.3", *option)
+    assert result.exit_code == 2 and out is None
+    assert message in result.output and "Traceback" not in result.output
