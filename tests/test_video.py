@@ -273,6 +273,12 @@ def test_the_sample_clips_audit_end_to_end(tmp_path):
     assert out["results"][3]["ra"] < out["results"][2]["ra"]
     html = (tmp_path / "out" / "report.html").read_text()
     assert 'id="video"' in html and 'id="frame-table"' in html and "192" in html
+    # The saved JSON alone re-renders the video section (no model, no videos needed).
+    from auditor.report import render_html
+    from auditor.results import load_json
+
+    again = render_html(load_json(tmp_path / "out" / "report.json"))
+    assert again.count('id="frame-table"') == 1
 
 
 def test_frames_and_fps_choose_the_frames_of_each_video(tmp_path):
