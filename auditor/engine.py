@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,10 @@ def run_shard(
     planned = perturbations.plan(config.perturbations, config.suite)
     draws = plan_draws(planned, config.repeats)
     workers = config.workers or auto_workers()
+    # onnxruntime gets every core: the model is the bottleneck of a heavy audit, and
+    # the perturbation workers mostly wait on the bounded queue (bench/engine.py).
+    threads = config.model.threads or auto_workers()
+    config = replace(config, model=replace(config.model, threads=threads))
     model = load_model(config.model_path, config.model)
     dataset = data.discover(config.data_path, config.limit)
     _check_labels_needed(config, dataset)

@@ -72,10 +72,11 @@ class LevelStats:
         decisions = metrics.decide(perturbed, s.threshold, s.positive)
         self.n += len(clean)
         self.flips += int((decisions != base[None]).any(axis=0).sum())
-        for i, b in enumerate(s.tolerances):
-            self.within[i] += int((worst <= b + metrics.FLOAT_SLACK).sum())
-        for i, b in enumerate(metrics.CURVE_TOLERANCES):
-            self.curve[i] += int((worst <= b + metrics.FLOAT_SLACK).sum())
+        ordered = np.sort(worst)  # count of deltas <= b + slack, for every b at once
+        within = np.searchsorted(ordered, np.asarray(s.tolerances) + metrics.FLOAT_SLACK, "right")
+        curve = np.searchsorted(ordered, metrics.CURVE_TOLERANCES + metrics.FLOAT_SLACK, "right")
+        self.within = [a + int(b) for a, b in zip(self.within, within)]
+        self.curve = [a + int(b) for a, b in zip(self.curve, curve)]
         self.deltas.update(metrics.value_counts(metrics.quantize(worst)))
         if labels is not None:
             self._add_labelled(clean, perturbed, labels, decisions, s)

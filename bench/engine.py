@@ -110,10 +110,20 @@ def write_images(root: Path, count: int) -> Path:
     return root
 
 
-def timed(function: Callable[[], object]) -> float:
+def timed(function: Callable[[], object], cpu: list[float] | None = None) -> float:
+    """Wall seconds of `function()`; its process CPU seconds are appended to `cpu`."""
+    before = _cpu_seconds()
     start = time.perf_counter()
     function()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(_cpu_seconds() - before)
+    return wall
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def session(model: Path, threads: int = 0) -> ort.InferenceSession:
@@ -222,17 +232,21 @@ def main() -> None:
         audit = lambda: run_audit(config)  # noqa: E731
         loop = plain_loop(model, data, names)
         times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        cpu: dict[str, list[float]] = {"a": [], "b": [], "c": []}
         for _ in range(args.repeats):  # interleaved, so load changes hit all three alike
-            times["a"].append(timed(pure))
-            times["b"].append(timed(audit))
-            times["c"].append(timed(loop))
+            for key, function in (("a", pure), ("b", audit), ("c", loop)):
+                times[key].append(timed(function, cpu[key]))
         a, b, c = (statistics.median(times[k]) for k in "abc")
+        ca, cb, cc = (statistics.median(cpu[k]) for k in "abc")
         print(f"model {args.model}, suite {args.suite}: {args.images} images x {1 + levels} "
               f"evaluations = {count} model inputs; median of {args.repeats}")  # fmt: skip
         print(f"(a) pure inference, batch {batch}: {a:.2f} s ({1000 * a / count:.2f} ms/input)")
         print(f"(b) auditor audit:              {b:.2f} s")
         print(f"(c) plain loop:                 {c:.2f} s")
-        print(f"(b)/(a) = {b / a:.3f}    (c)/(b) = {c / b:.3f}")
+        print(f"(b)/(a) = {b / a:.3f}    (c)/(b) = {c / b:.3f}   (wall-clock)")
+        print(f"CPU seconds: (a) {ca:.1f}  (b) {cb:.1f}  (c) {cc:.1f}; "
+              f"(b)/(a) = {cb / ca:.3f}  (c)/(b) = {cc / cb:.3f}")  # fmt: skip
+        print("all runs:", {k: [round(t, 2) for t in v] for k, v in times.items()})
         if args.profile:
             profile(audit)
         if not args.no_memory:

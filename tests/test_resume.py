@@ -79,13 +79,14 @@ def test_sigkill_then_resume_gives_the_uninterrupted_results(binary_model, big_d
     assert a == b
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_writes_an_incomplete_report_and_says_how_to_resume(
-    binary_model, big_data, tmp_path
+    binary_model, big_data, tmp_path, signum
 ):
     out = tmp_path / "out"
     process = start(command(binary_model, big_data, out, "--workers", "1", "--batch-size", "1"))
     wait_for_records(out / "report.json.journal", 5, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=120)
     assert process.returncode == EXIT_CANNOT_RUN
     assert "interrupted after" in err and "--resume" in err and "Traceback" not in err
