@@ -25,7 +25,7 @@ import numpy as np
 from auditor import data, environment, perturbations, video
 from auditor.config import DELTA_NORMS, AuditConfig
 from auditor.errors import ConfigError, DataError, SampleError
-from auditor.journal import Journal
+from auditor.journal import Journal, from_journal_record, journal_record
 from auditor.model import Model, load_model
 from auditor.partial import (
     NothingDone,
@@ -171,7 +171,7 @@ class _ShardRun:
         if self.config.journal_path is not None:
             digest = f"{self.part.digest}:{self.part.shard[0]}/{self.part.shard[1]}"
             journal, records = Journal.start(self.config.journal_path, digest, self.config.resume)
-            self._absorb([_from_record(r, dataset.samples) for r in records])
+            self._absorb([from_journal_record(r, dataset.samples) for r in records])
         seen = {row["path"] for row in self.part.manifest} | {
             s["path"] for s in self.part.skipped_decode
         }
@@ -180,7 +180,7 @@ class _ShardRun:
             for group in pipeline.run(todo):
                 self._absorb(group)
                 if journal is not None:
-                    journal.append(_to_record(item) for item in group)
+                    journal.append(journal_record(item) for item in group)
                     journal.flush()
                 if stopped.is_set():
                     break
@@ -356,41 +356,6 @@ class _ShardRun:
             "max_abs_diff": metrics.rounded(float(np.abs(first - again).max())),
             "decision_flips": int(flips.sum()),
         }
-
-
-def _to_record(item: Scored | Failed) -> dict[str, Any]:
-    if isinstance(item, Failed):
-        return {"i": item.index, "k": item.sample.key, "skip": item.reason}
-    return {
-        "i": item.index,
-        "k": item.sample.key,
-        "sha": item.sha256,
-        "cv": item.converted,
-        "c": item.clean.tolist(),
-        "p": item.perturbed.tolist(),
-        **(
-            {"f": item.frames.tolist(), "fi": item.frame_indices} if item.frames is not None else {}
-        ),
-    }
-
-
-def _from_record(record: dict[str, Any], samples: Sequence[data.Sample]) -> Scored | Failed:
-    index = int(record["i"])
-    sample = samples[index]
-    if sample.key != record["k"]:  # the digest covers the listing; this is a safety net
-        raise ConfigError(f"journal record {index} is for '{record['k']}', not '{sample.key}'")
-    if "skip" in record:
-        return Failed(index, sample, record["skip"])
-    return Scored(
-        index,
-        sample,
-        record["sha"],
-        record["cv"],
-        np.asarray(record["c"], np.float64),
-        np.asarray(record["p"], np.float64),
-        np.asarray(record["f"], np.float64) if "f" in record else None,
-        tuple(record.get("fi", ())),
-    )
 
 
 @contextmanager

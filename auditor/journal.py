@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
+from auditor import data
 from auditor.errors import ConfigError
+from auditor.pipeline import Failed, Scored
 
 FORMAT = "auditor/journal@1"
 
@@ -104,3 +108,41 @@ class Journal:
     def remove(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+def journal_record(item: Scored | Failed) -> dict[str, Any]:
+    """The journal record of one finished sample (floats kept exact by `repr`)."""
+    if isinstance(item, Failed):
+        return {"i": item.index, "k": item.sample.key, "skip": item.reason}
+    return {
+        "i": item.index,
+        "k": item.sample.key,
+        "sha": item.sha256,
+        "cv": item.converted,
+        "c": item.clean.tolist(),
+        "p": item.perturbed.tolist(),
+        # Videos: the frames' probabilities and numbers, for the per-frame figures.
+        **(
+            {"f": item.frames.tolist(), "fi": item.frame_indices} if item.frames is not None else {}
+        ),
+    }
+
+
+def from_journal_record(record: dict[str, Any], samples: Sequence[data.Sample]) -> Scored | Failed:
+    """The finished sample a `journal_record` describes."""
+    index = int(record["i"])
+    sample = samples[index]
+    if sample.key != record["k"]:  # the digest covers the listing; this is a safety net
+        raise ConfigError(f"journal record {index} is for '{record['k']}', not '{sample.key}'")
+    if "skip" in record:
+        return Failed(index, sample, record["skip"])
+    return Scored(
+        index,
+        sample,
+        record["sha"],
+        record["cv"],
+        np.asarray(record["c"], np.float64),
+        np.asarray(record["p"], np.float64),
+        np.asarray(record["f"], np.float64) if "f" in record else None,
+        tuple(record.get("fi", ())),
+    )

@@ -7,8 +7,9 @@ the next samples. At most `in_flight` samples are held at any time, so memory do
 grow with the data set.
 
 Threads, not processes: OpenCV, numpy and onnxruntime release the GIL for the heavy
-work, and a process pool would pickle every float tensor back to the model (see
-`bench/engine.py` for the measurement).
+work, and a process pool would have to copy every float tensor back to the model.
+`bench/engine.py` shows the audit's CPU seconds close to the sum of its parts
+(perturbation, preprocessing, inference), so the GIL is not what limits it.
 """
 
 from __future__ import annotations
