@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import click
 
 from auditor import __version__
-from auditor.config import DEFAULT_TOLERANCES, DELTA_NORMS, ENGINES, AuditConfig, ModelOptions
+from auditor.config import (
+    DEFAULT_TOLERANCES,
+    DELTA_NORMS,
+    ENGINES,
+    AuditConfig,
+    ModelOptions,
+    VideoOptions,
+)
 from auditor.config import PreprocessOptions as Prep
 from auditor.errors import (
     EXIT_CANNOT_RUN,
@@ -29,6 +36,7 @@ from auditor.errors import (
 )
 from auditor.outputs import OUTPUT_KINDS
 from auditor.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, LAYOUTS, PAD_ALIGNS, RESIZE_MODES
+from auditor.video import AGGREGATES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -195,6 +203,21 @@ def main() -> None:
     help="Skip images with more pixels than this (decompression bombs).",
 )
 @click.option(
+    "--frames",
+    type=click.IntRange(min=1),
+    help="Video data: frames per video, spread evenly [default: 16; with --fps: at most N].",
+)
+@click.option(
+    "--fps", type=Number(), help="Video data: score this many frames per second of video."
+)
+@click.option(
+    "--aggregate",
+    type=click.Choice(AGGREGATES),
+    default="mean",
+    show_default=True,
+    help="Video data: how the frames' probabilities make the video's.",
+)
+@click.option(
     "--threshold",
     type=Number(),
     default=0.5,
@@ -354,6 +377,7 @@ def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditC
         command_line=("auditor", *sys.argv[1:]),
         engine=options["engine"],
         ray_address=options["ray_address"],
+        video=VideoOptions(options["frames"], options["fps"], options["aggregate"]),
     )
 
 

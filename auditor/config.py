@@ -42,6 +42,15 @@ class ModelOptions:
 
 
 @dataclass(frozen=True)
+class VideoOptions:
+    """How video samples are read and scored (ignored for images)."""
+
+    frames: int | None = None  # frames per video; None: 16, or every frame at `fps`
+    fps: float | None = None  # sample this many frames per second instead
+    aggregate: str = "mean"  # frame probabilities -> video's: mean | median | max
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """One audit: model, data, perturbations, metrics options and gates."""
 
@@ -68,3 +77,4 @@ class AuditConfig:
     resume: bool = False  # continue from `journal_path` if it exists
     engine: str = "local"  # one of ENGINES; the results do not depend on it
     ray_address: str | None = None  # --engine ray: a running cluster; None: a private local Ray
+    video: VideoOptions = field(default_factory=VideoOptions)

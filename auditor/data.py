@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from auditor.errors import DataError, SampleError
 from auditor.imagesize import header_size, jpeg_truncated
+from auditor.video import VIDEO_SUFFIXES, is_video, media_kind, still
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
@@ -49,6 +50,7 @@ class Dataset:
     kind: str  # "folders" | "manifest" | "unlabelled"
     samples: list[Sample]
     skipped: list[Skipped] = field(default_factory=list)
+    media: str = "image"  # "image" | "video" (see `auditor.video`); never both
 
     @property
     def labelled(self) -> bool:
@@ -72,7 +74,10 @@ def discover(path: Path, limit: int | None = None) -> Dataset:
     else:
         dataset = _from_folder(path)
     if not dataset.samples:
-        raise DataError(f"{path}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+        looked = ", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        raise DataError(f"{path}: no images found (looked for {looked})")
+    listed = [s.path for s in dataset.samples] + [Path(s.path) for s in dataset.skipped]
+    dataset.media = media_kind(listed, path)
     if limit is not None:
         dataset.samples = stratified(dataset.samples, limit)
     return dataset
@@ -97,7 +102,9 @@ def _images_under(folder: Path) -> list[Path]:
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    """An image or a video (`discover` refuses a mix of both)."""
+    suffix = path.suffix.lower()
+    return suffix in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not path.name.startswith(".")
 
 
 def _key(path: Path, root: Path) -> str:
@@ -191,7 +198,11 @@ def decode(sample: Sample, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
 
     The size is read from the header before decoding where the format allows (see
     `auditor.imagesize`), so a decompression bomb is refused without being decoded.
+    A video gives its middle frame (thumbnails, warm-up; audits read videos in `video`).
     """
+    if is_video(sample.path):
+        frame, sha256 = still(sample.path)
+        return Decoded(frame, sha256, None)
     try:
         data = sample.path.read_bytes()
     except OSError as exc:

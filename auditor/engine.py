@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from auditor import data, environment, perturbations
+from auditor import data, environment, perturbations, video
 from auditor.config import DELTA_NORMS, AuditConfig
 from auditor.errors import ConfigError, DataError, SampleError
 from auditor.journal import Journal, from_journal_record, journal_record
@@ -108,7 +108,12 @@ def run_shard(
         model=model.describe(),
         config=description,
         environment=environment.describe(model.provider),
-        dataset={"path": str(dataset.path), "kind": dataset.kind, "labelled": dataset.labelled},
+        dataset={
+            "path": str(dataset.path),
+            "kind": dataset.kind,
+            "labelled": dataset.labelled,
+            "media": dataset.media,
+        },
         class_names=list(model.classes or []),
         scoring=scoring,
         stats=AuditStats(),
@@ -130,7 +135,13 @@ def run_shard(
         batch_size=config.batch_size,
         workers=workers,
         max_pixels=config.max_pixels,
+        sampling=video.frame_sampling(config.video.frames, config.video.fps)
+        if dataset.media == "video"
+        else None,
+        aggregate=config.video.aggregate,
     )
+    if dataset.media == "video":
+        part.frame_stats = AuditStats()  # the same levels with every frame as a sample
     run.execute(pipeline, mine, dataset)
     if part.done == part.total:
         part.probe = run.probe(pipeline, mine)
@@ -198,6 +209,8 @@ class _ShardRun:
             row["label"] = item.sample.label
             if item.converted:
                 row["converted"] = item.converted
+            if item.frames is not None:
+                row["frames"] = list(item.frame_indices)
             part.manifest.append(row)
             if item.sample.key in self.probe_keys:
                 self.first_pass[item.sample.key] = item
@@ -220,6 +233,19 @@ class _ShardRun:
         per_level = [np.ascontiguousarray(every[:, j].transpose(1, 0, 2)) for j in range(shape[1])]
         self.part.stats.add(clean, per_level, labels, s)
         self._offer_moved(scored, clean, every, per_level, labels)
+        if self.part.frame_stats is not None:
+            self._count_frames(scored, labels, shape[1])
+
+    def _count_frames(self, scored: list[Scored], labels: np.ndarray | None, levels: int) -> None:
+        """Videos: count every frame as a sample of its own (the secondary figures)."""
+        assert self.part.frame_stats is not None
+        frames = [item.frames for item in scored if item.frames is not None]
+        clean = np.concatenate([f[0] for f in frames])
+        every = np.concatenate([f[1:] for f in frames], axis=1)  # D x sum(F) x K
+        every = every.reshape(levels, self.repeats, *every.shape[1:])
+        per_frame = np.repeat(labels, [f.shape[1] for f in frames]) if labels is not None else None
+        per_level = [np.ascontiguousarray(every[j]) for j in range(levels)]
+        self.part.frame_stats.add(clean, per_level, per_frame, self.part.scoring)
 
     def _offer_moved(
         self,
@@ -260,10 +286,10 @@ class _ShardRun:
         Every probe sample is re-scored clean, and level j (first repeat) on probe
         sample j mod PROBE_SAMPLES: each level is checked, at a small fixed cost.
         """
-        from auditor import metrics
-
         order = sorted(self.probe_keys)
         levels = [k for k, d in enumerate(self.draws) if d.repeat == 0]
+        if pipeline.sampling is not None:
+            return self._probe_clips(pipeline, mine, order, levels)
         tensors, expected = [], []
         model, config = pipeline.model, self.config
         for _, sample in mine:
@@ -284,7 +310,49 @@ class _ShardRun:
         again = np.concatenate(
             [model.infer(batch[i : i + step]) for i in range(0, len(batch), step)]
         )
-        first = np.stack(expected)
+        return self._probe_summary(np.stack(expected), again)
+
+    def _probe_clips(
+        self,
+        pipeline: Pipeline,
+        mine: list[tuple[int, data.Sample]],
+        order: list[str],
+        levels: list[int],
+    ) -> dict[str, Any]:
+        """The probe for videos: each probe video's clip re-scored clean and at its levels."""
+        assert pipeline.sampling is not None
+        model, config = pipeline.model, self.config
+        expected, again = [], []
+        for _, sample in mine:
+            if sample.key not in self.first_pass:
+                continue
+            before = self.first_pass[sample.key]
+            ks = [k for j, k in enumerate(levels) if order[j % len(order)] == sample.key]
+            rows = video.clip_rows(
+                sample.path,
+                sample.key,
+                [self.draws[k] for k in ks],
+                model.to_tensor,
+                seed=config.seed,
+                scale_to_input=config.scale_to_input,
+                sampling=pipeline.sampling,
+            )
+            step = pipeline.batch_size
+            probs = np.concatenate(
+                [model.infer(rows.tensor[i : i + step]) for i in range(0, len(rows.tensor), step)]
+            )
+            clean, perturbed, _ = video.split_rows(
+                probs, rows.frames, pipeline.aggregate, model.positive_index()
+            )
+            again += [clean, *perturbed]
+            expected += [before.clean, *before.perturbed[ks]]
+        if not again:
+            return {"n_samples": 0, "n_evaluations": 0, "max_abs_diff": 0.0, "decision_flips": 0}
+        return self._probe_summary(np.stack(expected), np.stack(again))
+
+    def _probe_summary(self, first: np.ndarray, again: np.ndarray) -> dict[str, Any]:
+        from auditor import metrics
+
         s = self.part.scoring
         flips = metrics.decide(first, s.threshold, s.positive) != metrics.decide(
             again, s.threshold, s.positive

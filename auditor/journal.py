@@ -121,6 +121,10 @@ def journal_record(item: Scored | Failed) -> dict[str, Any]:
         "cv": item.converted,
         "c": item.clean.tolist(),
         "p": item.perturbed.tolist(),
+        # Videos: the frames' probabilities and numbers, for the per-frame figures.
+        **(
+            {"f": item.frames.tolist(), "fi": item.frame_indices} if item.frames is not None else {}
+        ),
     }
 
 
@@ -139,4 +143,6 @@ def from_journal_record(record: dict[str, Any], samples: Sequence[data.Sample]) 
         record["cv"],
         np.asarray(record["c"], np.float64),
         np.asarray(record["p"], np.float64),
+        np.asarray(record["f"], np.float64) if "f" in record else None,
+        tuple(record.get("fi", ())),
     )

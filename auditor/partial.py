@@ -46,6 +46,7 @@ class ShardResult:
     thumbnails: dict[str, Any] = field(default_factory=dict)
     thumbnails_index: int | None = None
     probe: dict[str, Any] | None = None
+    frame_stats: AuditStats | None = None  # videos: every frame counted as a sample
 
 
 def merge(parts: Sequence[ShardResult]) -> AuditResults:
@@ -122,6 +123,7 @@ def _assemble(
             config["fail_under_rr"],
         ),
         moved={name: [_public(c) for c in moved] for name, moved in stats.moved.items()},
+        frame_results=_frame_results(first, parts, levels),
         determinism=_merge_probes(probes) if complete and probes else None,
         status="complete" if complete else "incomplete",
         progress={"done": done, "total": total},
@@ -134,6 +136,29 @@ class NothingDone(Exception):
     def __init__(self, done: int, total: int) -> None:
         super().__init__(f"nothing done ({done} of {total})")
         self.done, self.total = done, total
+
+
+def _frame_results(
+    first: ShardResult, parts: Sequence[ShardResult], levels: Sequence[LevelResult]
+) -> dict[str, Any] | None:
+    """Videos: the levels again, with every frame a sample of its own."""
+    if first.frame_stats is None:
+        return None
+    stats = AuditStats()
+    for part in parts:
+        stats.merge(part.frame_stats or AuditStats())
+    s, config, labelled = first.scoring, first.config, first.dataset["labelled"]
+    clean = stats.clean.finish(s, first.class_names, labelled)
+    rows = []
+    for lv, level in zip(levels, stats.levels):
+        values = level.finish(s, config["tolerance_keys"], [], labelled, None)
+        rows.append(
+            {"perturbation": lv.perturbation, "level": lv.level}
+            | {k: values[k] for k in ("n", "ra", "ra_ci", "rr", "rr_ci")}
+            | {k: values[k] for k in ("flip_rate", "flip_rate_ci")}
+        )
+    kept = {k: clean[k] for k in ("n", "accuracy", "accuracy_ci")}
+    return {"n_frames": stats.clean.n, "clean": kept, "levels": rows}
 
 
 def _public(candidate: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +227,28 @@ def _describe_data(
         "converted": dict(sorted(converted.items())),
         "skipped": skipped,
         "manifest": manifest,
+        **(_describe_video(first, manifest) if first.dataset.get("media") == "video" else {}),
+    }
+
+
+def _describe_video(first: ShardResult, manifest: list[dict[str, Any]]) -> dict[str, Any]:
+    from auditor import video
+
+    counts = [len(row["frames"]) for row in manifest] or [0]
+    options = first.config["video"]
+    sampling = video.frame_sampling(options["frames"], options["fps"])
+    return {
+        "media": "video",
+        "n_frames": sum(counts),
+        "frames_per_video": {
+            "frames": sampling.frames,
+            "fps": sampling.fps,
+            "sampling": sampling.describe(),
+            "min": min(counts),
+            "max": max(counts),
+        },
+        "aggregate": options["aggregate"],
+        "clip_codec": video.CLIP_CODEC,
     }
 
 
@@ -239,6 +286,11 @@ def describe_config(
         "fail_under_ra": config.fail_under_ra,
         "fail_under_rr": config.fail_under_rr,
         "command_line": list(config.command_line),
+        "video": {  # read only for video data
+            "frames": config.video.frames,
+            "fps": config.video.fps,
+            "aggregate": config.video.aggregate,
+        },
         # Engine tuning, echoed; the figures do not depend on these.
         "batch_size": config.batch_size,
         "workers": {

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor import data, perturbations
+from auditor import data, perturbations, video
 from auditor.errors import SampleError
 from auditor.model import Model
 from auditor.perturbations.registry import PlannedPerturbation
@@ -63,6 +63,9 @@ class Scored:
     converted: str | None
     clean: NDArray[np.float64]
     perturbed: NDArray[np.float64]
+    # Videos: `clean` and `perturbed` are per video; these are per frame, (1 + D) x F x K.
+    frames: NDArray[np.float64] | None = None
+    frame_indices: tuple[int, ...] = ()
 
 
 @dataclass
@@ -85,6 +88,8 @@ class _Prepared:
     probs: NDArray[np.float64] | None = None
     cursor: int = 0  # next row to put into a batch
     scored: int = 0  # rows with probabilities
+    frames: int = 0  # videos: frames per draw (the tensor holds 1 + D runs of them)
+    frame_indices: tuple[int, ...] = ()
 
 
 def auto_workers() -> int:
@@ -111,6 +116,8 @@ class Pipeline:
         batch_size: int,
         workers: int,
         max_pixels: int,
+        sampling: video.FrameSampling | None = None,
+        aggregate: str = "mean",
     ) -> None:
         self.model = model
         self.draws = list(draws)
@@ -120,6 +127,10 @@ class Pipeline:
         self.workers = workers
         self.max_pixels = max_pixels
         self.in_flight = 2 * workers + 1
+        self.sampling = sampling  # None: images; else every sample is a video
+        if sampling is not None:  # a video's rows are (1 + draws) x frames: hold fewer
+            self.in_flight = workers + 1
+        self.aggregate = aggregate
 
     def run(self, items: Iterable[tuple[int, data.Sample]]) -> Iterator[list[Scored | Failed]]:
         """Yield groups of finished samples (one group per model batch), in input order."""
@@ -157,6 +168,8 @@ class Pipeline:
 
     def _prepare(self, index: int, sample: data.Sample) -> _Prepared:
         """Decode once, perturb under every draw, preprocess each image into one tensor."""
+        if self.sampling is not None:
+            return self._prepare_clip(index, sample)
         try:
             decoded = data.decode(sample, self.max_pixels)
         except SampleError as exc:
@@ -169,6 +182,26 @@ class Pipeline:
             tensor[row] = self.model.to_tensor([image])[0]
         # Only the tensor goes on: the decoded and perturbed pixels are dropped here.
         return _Prepared(index, sample, tensor, decoded.sha256, decoded.converted)
+
+    def _prepare_clip(self, index: int, sample: data.Sample) -> _Prepared:
+        """A video: the rows of all its sampled frames, clean then under every draw."""
+        assert self.sampling is not None
+        try:
+            rows = video.clip_rows(
+                sample.path,
+                sample.key,
+                self.draws,
+                self.model.to_tensor,
+                seed=self.seed,
+                scale_to_input=self.scale_to_input,
+                sampling=self.sampling,
+            )
+        except SampleError as exc:
+            return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
+        clip = rows.clip
+        return _Prepared(
+            index, sample, rows.tensor, clip.sha256, frames=rows.frames, frame_indices=clip.indices
+        )
 
     def _score(self, queue: deque[_Prepared], rows: int) -> list[Scored | Failed]:
         """Run one batch of `rows` rows from the front of `queue`; pop finished samples."""
@@ -194,14 +227,28 @@ class Pipeline:
                 offset += b - a
         done: list[Scored | Failed] = []
         while queue and queue[0].scored == len(queue[0].tensor):
-            done.append(_finished(queue.popleft()))
+            done.append(_finished(queue.popleft(), self.aggregate, self.model.positive_index()))
         return done
 
 
-def _finished(prepared: _Prepared) -> Scored | Failed:
+def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scored | Failed:
     if prepared.reason is not None:
         return Failed(prepared.index, prepared.sample, prepared.reason)
     assert prepared.probs is not None
+    if prepared.frames:
+        clean, perturbed, frames = video.split_rows(
+            prepared.probs, prepared.frames, aggregate, positive
+        )
+        return Scored(
+            prepared.index,
+            prepared.sample,
+            prepared.sha256,
+            None,
+            clean,
+            perturbed,
+            frames,
+            prepared.frame_indices,
+        )
     return Scored(
         prepared.index,
         prepared.sample,

@@ -96,6 +96,10 @@ class AuditResults:
     determinism: dict[str, Any] | None = None
     status: str = "complete"  # "complete" | "incomplete" (interrupted; see `progress`)
     progress: dict[str, int] = field(default_factory=dict)  # {"done", "total"} work units
+    # Video audits only: the levels computed with every frame as a sample of its own,
+    # {"n_frames", "clean": {n, accuracy, accuracy_ci}, "levels": [{perturbation, level,
+    # n, ra, ra_ci, rr, rr_ci, flip_rate, flip_rate_ci}]}, in the order of `results`.
+    frame_results: dict[str, Any] | None = None
     schema: str = SCHEMA
 
     @property
