@@ -147,9 +147,9 @@ def test_missing_runtime_names_the_extras(tmp_path, monkeypatch):
 
 
 def test_two_runtimes_side_by_side_are_refused(tmp_path, monkeypatch):
-    import auditor.model
+    import auditor.providers
 
-    monkeypatch.setattr(auditor.model, "RUNTIME_DISTRIBUTIONS", ("onnxruntime", "onnx"))
+    monkeypatch.setattr(auditor.providers, "RUNTIME_DISTRIBUTIONS", ("onnxruntime", "onnx"))
     with pytest.raises(RuntimeMissingError, match="both onnxruntime and onnx are installed"):
         load_model(build_model(tmp_path / "m.onnx"), ModelOptions())
 
