@@ -149,9 +149,12 @@ def _safe_location(location: str, folder: Path, path: Path, tensor: str) -> Path
         raise refuse("an absolute path; external data must sit in the model's folder")
     if ".." in Path(location.replace("\\", "/")).parts:
         raise refuse("'..' leaves the model's folder")
-    target = (folder / location).resolve()
+    given = folder / location
+    target = given.resolve()
     if not target.is_relative_to(folder):
-        raise refuse(f"it resolves to {target}, outside the model's folder (a symbolic link?)")
+        raise refuse(f"it resolves to {target}, outside the model's folder")
+    if given.is_symlink():  # the onnx checker refuses these too; say so plainly
+        raise refuse("a symbolic link; external data must be a regular file")
     if not target.exists():
         raise refuse("no such file next to the model")
     if not target.is_file():
