@@ -187,8 +187,10 @@ def _show_warnings_as_lines() -> None:
     def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
         click.echo(f"auditor: warning: {message}", err=True)
 
+    from auditor.providers import ProviderWarning
+
     warnings.showwarning = show
-    warnings.simplefilter("always", UserWarning)
+    warnings.simplefilter("always", ProviderWarning)
 
 
 @main.command()

@@ -22,6 +22,7 @@ from auditor.errors import ConfigError, ModelError
 from auditor.modelfile import (
     METADATA_KEY,
     ModelFile,
+    labels_value,
     metadata_labels,
     read_metadata,
     read_model_file,
@@ -216,7 +217,7 @@ def load_model(path: Path, options: ModelOptions) -> Model:
             f"{prep.sources['size']}) does not match the model's fixed input "
             f"size {size[0]}x{size[1]}"
         )
-    classes, classes_source = _classes(options, metadata, file.proto)
+    classes, classes_source = _classes(options, metadata, file.proto, path)
     return Model(
         path=path,
         session=session,
@@ -237,13 +238,14 @@ def load_model(path: Path, options: ModelOptions) -> Model:
 
 
 def _classes(
-    options: ModelOptions, metadata: dict[str, Any], proto: onnx.ModelProto
+    options: ModelOptions, metadata: dict[str, Any], proto: onnx.ModelProto, path: Path
 ) -> tuple[list[str] | None, str | None]:
     """Class names from --classes, then `auditor.preprocess`, then common metadata keys."""
     if options.classes:
         return [str(c) for c in options.classes], "flag"
     if metadata.get("classes"):
-        return [str(c) for c in metadata["classes"]], f"metadata ({METADATA_KEY})"
+        where = f"{path}: metadata '{METADATA_KEY}' classes"
+        return labels_value(metadata["classes"], where), f"metadata ({METADATA_KEY})"
     found = metadata_labels(proto)
     if found:
         return found[0], f"metadata ({found[1]})"

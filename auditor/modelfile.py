@@ -125,7 +125,7 @@ def _external_files(proto: onnx.ModelProto, path: Path) -> dict[str, Path]:
         entries = {e.key: e.value for e in tensor.external_data}
         location = entries.get("location", "")
         target = _safe_location(location, folder, path, tensor.name)
-        end = int(entries.get("offset", 0) or 0) + int(entries.get("length", 0) or 0)
+        end = _extent(entries, path, tensor.name)
         if end > target.stat().st_size:
             raise ModelError(
                 f"{path}: tensor '{tensor.name}' reads up to byte {end} of external data "
@@ -133,6 +133,19 @@ def _external_files(proto: onnx.ModelProto, path: Path) -> dict[str, Path]:
             )
         files[location] = target
     return files
+
+
+def _extent(entries: dict[str, str], path: Path, tensor: str) -> int:
+    """The byte just past a tensor's external data (offset + length)."""
+    try:
+        offset, length = int(entries.get("offset") or 0), int(entries.get("length") or 0)
+    except ValueError:
+        raise ModelError(
+            f"{path}: tensor '{tensor}' has a non-numeric external-data offset or length"
+        ) from None
+    if offset < 0 or length < 0:
+        raise ModelError(f"{path}: tensor '{tensor}' has a negative external-data offset or length")
+    return offset + length
 
 
 def _safe_location(location: str, folder: Path, path: Path, tensor: str) -> Path:
@@ -150,7 +163,10 @@ def _safe_location(location: str, folder: Path, path: Path, tensor: str) -> Path
     if ".." in Path(location.replace("\\", "/")).parts:
         raise refuse("'..' leaves the model's folder")
     given = folder / location
-    target = given.resolve()
+    try:
+        target = given.resolve()
+    except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop, ...
+        raise refuse(f"the path cannot be resolved ({exc})") from None
     if not target.is_relative_to(folder):
         raise refuse(f"it resolves to {target}, outside the model's folder")
     if given.is_symlink():  # the onnx checker refuses these too; say so plainly
@@ -174,6 +190,14 @@ def read_metadata(proto: onnx.ModelProto, path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ModelError(f"{path}: metadata '{METADATA_KEY}' must be a JSON object")
     return value
+
+
+def labels_value(value: Any, where: str) -> list[str]:
+    """Class names from a metadata value: a list, or text as `metadata_labels` reads it."""
+    names = _parse_labels(value) if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise ModelError(f"{where}: expected a list of class names, found {value!r}"[:300])
+    return [str(n) for n in names]
 
 
 def metadata_labels(proto: onnx.ModelProto) -> tuple[list[str], str] | None:

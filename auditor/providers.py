@@ -137,7 +137,7 @@ def open_session(path: Path, threads: int, requested: str, proto: Any) -> tuple[
     ran = session.get_providers()[0]
     if fallback is None and ran != chosen:  # e.g. CUDA listed but its libraries missing
         fallback = f"onnxruntime could not start {chosen}; running on {ran}"
-    if fallback is not None and requested.lower() != "auto":
+    if fallback is not None:  # never silent: the report must not claim a GPU run
         warnings.warn(fallback, ProviderWarning, stacklevel=2)
     return session, Runtime(
         provider=ran,

@@ -222,7 +222,7 @@ def stretch_tensor(images, size, dtype="float32"):
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-@pytest.mark.parametrize("dtype", ["float32", "float16", "uint8"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "uint8"])
 @pytest.mark.parametrize("batch", ["N", 1])
 def test_zoo_inputs_match_numpy(tmp_path, images, layout, dtype, batch):
     zoo = build(tmp_path / "m.onnx", layout=layout, dtype=dtype, batch=batch, size=(6, 7))

@@ -166,3 +166,37 @@ def test_metadata_labels_ignores_what_is_not_a_label_list():
     assert metadata_labels(proto) is None
     onnx.helper.set_model_props(proto, {"Labels": "{1: 'b', 0: 'a'}"})
     assert metadata_labels(proto) == (["a", "b"], "labels")
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("location", "weights\x00.bin", "cannot be resolved"),
+        ("offset", "ten", "non-numeric external-data offset"),
+        ("length", "-5", "negative external-data offset or length"),
+    ],
+)
+def test_malformed_external_data_entries_are_refused(tmp_path, key, value, message):
+    import onnx
+
+    zoo = build(tmp_path / "m.onnx", external=True)
+    proto = onnx.load(str(zoo.path), load_external_data=False)
+    for entry in proto.graph.initializer[0].external_data:
+        if entry.key == key:
+            entry.value = value
+    if key not in {e.key for e in proto.graph.initializer[0].external_data}:
+        proto.graph.initializer[0].external_data.add(key=key, value=value)
+    zoo.path.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelError, match=message) as info:
+        load_model(zoo.path, ModelOptions())
+    one_line(info)
+
+
+def test_auditor_preprocess_classes_as_text_or_garbage(tmp_path):
+    import json
+
+    text = build(tmp_path / "t.onnx", props={"auditor.preprocess": json.dumps({"classes": "a,b"})})
+    assert load_model(text.path, ModelOptions()).classes == ["a", "b"]
+    bad = build(tmp_path / "b.onnx", props={"auditor.preprocess": json.dumps({"classes": 7})})
+    with pytest.raises(ModelError, match="classes: expected a list of class names, found 7"):
+        load_model(bad.path, ModelOptions())
