@@ -2,7 +2,8 @@
 
 `inspect_model` returns plain data (the `--json` output); `format_text` renders it for
 people. When neither a flag, the metadata nor the graph says whether the output holds
-probabilities or logits, one probe batch of a mid-grey image is run and the report says so.
+probabilities or logits, one probe batch of plain grey, black and white images is run,
+and the report says so.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from auditor.model import Model, load_model
 from auditor.preprocess import DynamicSizeError
 
 PROBE_SIZE = (224, 224)  # only to probe a model whose input size is dynamic
-PROBE_PIXEL = 128  # mid-grey: neither class's evidence, a neutral input
+# Neutral probe images: no colour, no texture; three levels give the values a span.
+PROBE_PIXELS = (128, 0, 255)
 
 
 def inspect_model(path: Path, options: ModelOptions) -> dict[str, Any]:
@@ -36,6 +38,7 @@ def inspect_model(path: Path, options: ModelOptions) -> dict[str, Any]:
     sources = info["preprocess_sources"]
     if size_note:
         sources["size"] = size_note
+        info["preprocess"]["size"] = None
     return {
         "path": info["path"],
         "size_bytes": info["size_bytes"],
@@ -66,7 +69,7 @@ def inspect_model(path: Path, options: ModelOptions) -> dict[str, Any]:
 
 
 def _probe(model: Model) -> dict[str, Any]:
-    """Run one mid-grey image through the model when its output needs to be seen."""
+    """Run one probe batch of plain images when the output must be seen to be read."""
     declared = model.kind_without_values()
     widths = [o["shape"] for o in model.proto_info["outputs"] if o["name"] == model.output_name]
     static_width = bool(widths) and all(isinstance(d, int) for d in widths[0][1:])
@@ -76,10 +79,12 @@ def _probe(model: Model) -> dict[str, Any]:
         model._check_width(int(np.prod(shape[1:])) if len(shape) > 1 else 1)
         return {"ran": False, "reason": "the output kind and width are known without running"}
     height, width = model.prep.size
-    grey = np.full((height, width, 3), PROBE_PIXEL, np.uint8)
-    model.predict([grey])
+    model.predict([np.full((height, width, 3), v, np.uint8) for v in PROBE_PIXELS])
     reason = "to see the output values" if declared is None else "the output width is dynamic"
-    return {"ran": True, "reason": f"ran one mid-grey image ({PROBE_PIXEL}) {reason}"}
+    return {
+        "ran": True,
+        "reason": f"ran one probe batch of plain grey, black and white images {reason}",
+    }
 
 
 def check_flags(model: Model, dynamic_size: bool = False) -> list[str]:
@@ -159,7 +164,7 @@ def format_text(report: dict[str, Any]) -> str:
 
 def _shown(key: str, value: Any) -> str:
     if key == "size":
-        return f"{value[0]}x{value[1]}"
+        return f"{value[0]}x{value[1]}" if value else "dynamic"
     if isinstance(value, list):
         return ",".join(_shown("", v) for v in value)
     if isinstance(value, float):

@@ -39,7 +39,7 @@ def test_inspect_prints_the_facts_and_the_flags(tmp_path):
         "uint8, layout nhwc (from model)",
         "scale         1  (model (uint8 input: raw pixels))",
         "std           1,1,1  (default)",
-        "probe      ran one mid-grey image",
+        "probe      ran one probe batch of plain grey, black and white images",
         "provider   CPUExecutionProvider",
         "--layout nhwc",
     ):
@@ -75,6 +75,7 @@ def test_inspect_without_probe_when_the_graph_says(tmp_path):
 def test_inspect_of_a_dynamic_size_says_check_needs_size(tmp_path):
     report = inspect_json(build(tmp_path / "m.onnx", size=("H", "W")).path)
     assert "check` needs --size HxW" in report["preprocess_sources"]["size"]
+    assert report["preprocess"]["size"] is None
     assert "HxW" in report["check_flags"]
 
 
