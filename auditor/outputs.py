@@ -37,6 +37,10 @@ def declared_kind(
         raise ConfigError(f"--output-kind must be one of {', '.join(OUTPUT_KINDS)}")
     if forced != "auto":
         return forced, f"set by --output-kind {forced}"
+    if from_metadata not in (None, "auto", "probs", "logits"):
+        raise ConfigError(
+            f"metadata output_kind: expected probs, logits or auto, found {from_metadata!r}"
+        )
     if from_metadata in ("probs", "logits"):
         return from_metadata, f"set by the model's metadata (output_kind = {from_metadata})"
     if op_type in _PROBABILITY_OPS:

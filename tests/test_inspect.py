@@ -189,3 +189,9 @@ def test_check_runs_the_zoo(tmp_path, data_dir, options, flags):
     assert np.isfinite(model["size_bytes"])
     if options.get("external"):
         assert model["external_data"][0]["path"] == "weights.bin"
+
+
+def test_a_bad_max_model_size_is_a_usage_error(tmp_path):
+    result = run("inspect", build(tmp_path / "m.onnx").path, "--max-model-size", "big")
+    assert result.exit_code == EXIT_CANNOT_RUN
+    assert "expected a size such as 4GB" in result.stderr and "Traceback" not in result.output

@@ -26,9 +26,11 @@ def test_declared_kind_order_flag_metadata_graph(forced, meta, op, expected):
         assert found[0] == expected[0] and expected[1] in found[1]
 
 
-def test_declared_kind_refuses_unknown_flag():
+def test_declared_kind_refuses_unknown_flag_or_metadata():
     with pytest.raises(ConfigError, match="--output-kind must be one of"):
         declared_kind("maybe", None, None)
+    with pytest.raises(ConfigError, match="metadata output_kind: .* found 'probabilities'"):
+        declared_kind("auto", "probabilities", None)
 
 
 @pytest.mark.parametrize(
