@@ -49,6 +49,7 @@ class Runtime:
     available: list[str]
     fallback: str | None
     session_options: dict[str, Any] = field(default_factory=dict)
+    provider_options: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The `runtime` entry of the model section of the results."""
@@ -58,6 +59,8 @@ class Runtime:
             "available": list(self.available),
             "fallback": self.fallback,
             "session_options": dict(self.session_options),
+            # e.g. CUDA's use_tf32 or cudnn_conv_algo_search: they move probabilities
+            "provider_options": dict(self.provider_options),
         }
 
 
@@ -150,6 +153,7 @@ def open_session(path: Path, threads: int, requested: str, proto: Any) -> tuple[
             "graph_optimization_level": options.graph_optimization_level.name,
             "execution_mode": options.execution_mode.name,
         },
+        provider_options=dict(session.get_provider_options().get(ran, {})),
     )
 
 

@@ -119,6 +119,7 @@ def compare(path: Path, images: list[np.ndarray], providers: list[str], args) ->
         "max_diff": float(np.abs(pa - pb).max()),
         "flips": int((decisions(models[0], pa) != decisions(models[1], pb)).sum()),
         "rates": (ra, rb),
+        "options": models[1].runtime.provider_options if models[1].runtime else {},
     }
 
 
@@ -166,6 +167,8 @@ def report(rows: list[dict], providers: list[str]) -> int:
         if [x for x, w in zip(r["ran"], wanted) if w and x != w]:
             print(f"FALLBACK: asked for {providers}, ran on {r['ran']}", file=sys.stderr)
             failed = True
+    options = rows[0]["options"]
+    print(f"{b} provider options:", ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
     print("result:", "FAIL" if failed else "ok", f"(tolerance {PROBABILITY_TOLERANCE:g})")
     return 1 if failed else 0
 

@@ -346,6 +346,7 @@ def test_describe_records_the_runtime(tmp_path):
     assert runtime["session_options"]["intra_op_num_threads"] == 1
     assert runtime["session_options"]["graph_optimization_level"] == "ORT_ENABLE_ALL"
     assert runtime["session_options"]["execution_mode"] == "ORT_SEQUENTIAL"
+    assert isinstance(runtime["provider_options"], dict)
 
 
 @pytest.mark.gpu
@@ -354,4 +355,5 @@ def test_cuda_runs_and_agrees_with_cpu(tmp_path, images):
     cpu = load_model(zoo.path, ModelOptions(provider="cpu"))
     cuda = load_model(zoo.path, ModelOptions(provider="cuda"))
     assert cuda.provider == "CUDAExecutionProvider" and cuda.runtime.fallback is None
+    assert "device_id" in cuda.describe()["runtime"]["provider_options"]
     np.testing.assert_allclose(cuda.predict(images), cpu.predict(images), atol=1e-4)
