@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,13 +98,24 @@ def _run_checker(proto: onnx.ModelProto, path: Path, has_external: bool) -> None
         raise ModelError(f"{path}: the ONNX checker rejected the model: {first_line(exc)}") from exc
 
 
+def _all_tensors(proto: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor of the model: the graph's, its subgraphs' and its functions'."""
+    yield from _tensors(proto.graph)
+    for function in proto.functions:
+        yield from _node_tensors(function.node)
+
+
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     """Every tensor of `graph` and its subgraphs: initializers and node attributes."""
     yield from graph.initializer
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
-    for node in graph.node:
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.TensorProto]:
+    for node in nodes:
         for attr in node.attribute:
             if attr.HasField("t"):
                 yield attr.t
@@ -119,7 +130,7 @@ def _external_files(proto: onnx.ModelProto, path: Path) -> dict[str, Path]:
     """Check every external-data reference stays in the model's folder; map it to its file."""
     folder = path.parent.resolve()
     files: dict[str, Path] = {}
-    for tensor in _tensors(proto.graph):
+    for tensor in _all_tensors(proto):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         entries = {e.key: e.value for e in tensor.external_data}

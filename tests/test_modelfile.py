@@ -200,3 +200,48 @@ def test_auditor_preprocess_classes_as_text_or_garbage(tmp_path):
     bad = build(tmp_path / "b.onnx", props={"auditor.preprocess": json.dumps({"classes": 7})})
     with pytest.raises(ModelError, match="classes: expected a list of class names, found 7"):
         load_model(bad.path, ModelOptions())
+
+
+def test_external_data_of_a_constant_in_a_subgraph_is_checked_too(tmp_path):
+    """A tensor hidden in a Constant node inside an If branch still may not leave the folder."""
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.external_data_helper import set_external_data
+
+    value = numpy_helper.from_array(np.arange(64, dtype=np.float32), "c")
+    branch = helper.make_graph(
+        [helper.make_node("Constant", [], ["k"], value=value)],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("k", TensorProto.FLOAT, [64])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("If", ["flag"], ["out"], then_branch=branch, else_branch=branch)],
+        "g",
+        [helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    (tmp_path / "c.bin").write_bytes(value.raw_data)
+
+    def move_constants_to(location):
+        for attr in model.graph.node[0].attribute:
+            tensor = attr.g.node[0].attribute[0].t
+            if tensor.HasField("raw_data"):
+                tensor.ClearField("external_data")
+                set_external_data(tensor, location=location, offset=0, length=256)
+                tensor.ClearField("raw_data")
+            else:
+                next(e for e in tensor.external_data if e.key == "location").value = location
+        path.write_bytes(model.SerializeToString())
+
+    move_constants_to("c.bin")
+    assert read_model_file(path).external_data[0] == {
+        "path": "c.bin",
+        "sha256": hashlib.sha256(value.raw_data).hexdigest(),
+        "size": 256,
+    }
+    move_constants_to("/etc/passwd")
+    with pytest.raises(ModelError, match="refusing external data '/etc/passwd'.*absolute"):
+        read_model_file(path)
