@@ -8,7 +8,7 @@
 #   AUDITOR_GPU_VENV=/opt/venv bench/gpu_check.sh   # reuse a venv that has the gpu extra
 #   PIP_FIND_LINKS=/wheels PIP_NO_INDEX=1 bench/gpu_check.sh     # offline, from wheels
 #
-# Exit status: 0 when both providers ran as asked and agree; 1 otherwise.
+# Exit status: 0 when the gpu tests pass and both providers ran as asked; 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
