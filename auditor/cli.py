@@ -137,7 +137,9 @@ _MODEL_OPTIONS = [
     ),
     click.option("--channel-order", type=click.Choice(CHANNEL_ORDERS), help="[default: rgb]"),
     click.option(
-        "--scale", type=Number(), help="x = (pixel * scale - mean) / std [default: 1/255]."
+        "--scale",
+        type=Number(),
+        help="x = (pixel * scale - mean) / std [default: 1/255; 1 for uint8 inputs].",
     ),
     click.option("--mean", type=NumberList(3), help="Three numbers [default: 0,0,0]."),
     click.option("--std", type=NumberList(3), help="Three numbers [default: 1,1,1]."),

@@ -76,7 +76,7 @@ def _probe(model: Model) -> dict[str, Any]:
     if declared is not None and static_width:
         model.output_kind, model.output_kind_evidence = declared
         shape = widths[0]
-        model._check_width(int(np.prod(shape[1:])) if len(shape) > 1 else 1)
+        model.check_width(int(np.prod(shape[1:])) if len(shape) > 1 else 1)
         return {"ran": False, "reason": "the output kind and width are known without running"}
     height, width = model.prep.size
     model.predict([np.full((height, width, 3), v, np.uint8) for v in PROBE_PIXELS])

@@ -122,10 +122,10 @@ class Model:
                 f"{self.path}: output '{self.output_name}' holds {bad} NaN or infinite "
                 f"value(s) in a batch of {len(tensor)} images; the audit cannot score them"
             )
-        self._check_width(raw.shape[1])
+        self.check_width(raw.shape[1])
         return raw
 
-    def _check_width(self, width: int) -> None:
+    def check_width(self, width: int) -> None:
         """Fix the number of classes on the first call and check the class names fit."""
         if self.num_outputs is None:
             self.num_outputs = width
