@@ -7,8 +7,10 @@ one boundary; the core never imports click.
 from __future__ import annotations
 
 import functools
+import json
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +20,7 @@ import click
 
 from auditor import __version__
 from auditor.config import (
+    DEFAULT_MAX_MODEL_SIZE,
     DEFAULT_TOLERANCES,
     DELTA_NORMS,
     ENGINES,
@@ -106,6 +109,71 @@ class Size(click.ParamType):
         return int(parts[0]), int(parts[1])
 
 
+class ByteSize(click.ParamType):
+    """A size in bytes: 4GB, 512MiB or a plain number."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from auditor.errors import ConfigError
+        from auditor.modelfile import parse_size
+
+        try:
+            return parse_size(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _model_options(command: F) -> F:
+    """The options that say how to read the model, shared by `check` and `inspect`."""
+    for option in reversed(_MODEL_OPTIONS):
+        command = option(command)
+    return command
+
+
+_MODEL_OPTIONS = [
+    click.option("--size", type=Size(), help="Model input size HxW (default: from the model)."),
+    click.option("--resize", type=click.Choice(RESIZE_MODES), help="[default: stretch]"),
+    click.option("--crop-ratio", type=Number(), help="For --resize crop [default: 0.875]."),
+    click.option("--pad-value", type=Number(), help="For --resize letterbox, 0..255 [default: 0]."),
+    click.option("--pad-align", type=click.Choice(PAD_ALIGNS), help="[default: center]"),
+    click.option(
+        "--interpolation", type=click.Choice(tuple(INTERPOLATIONS)), help="[default: linear]"
+    ),
+    click.option("--channel-order", type=click.Choice(CHANNEL_ORDERS), help="[default: rgb]"),
+    click.option(
+        "--scale",
+        type=Number(),
+        help="x = (pixel * scale - mean) / std [default: 1/255; 1 for uint8 inputs].",
+    ),
+    click.option("--mean", type=NumberList(3), help="Three numbers [default: 0,0,0]."),
+    click.option("--std", type=NumberList(3), help="Three numbers [default: 1,1,1]."),
+    click.option("--layout", type=click.Choice(LAYOUTS), help="[default: from the input shape]"),
+    click.option("--input", "input_name", help="Model input to feed when it has several."),
+    click.option("--output-name", help="Model output to read when it has several."),
+    click.option(
+        "--output-kind",
+        type=click.Choice(OUTPUT_KINDS),
+        default="auto",
+        show_default=True,
+        help="Read the output as probabilities or logits.",
+    ),
+    click.option(
+        "--provider",
+        default="auto",
+        show_default=True,
+        metavar="auto|cpu|cuda|NAME",
+        help="onnxruntime execution provider; a missing one falls back to CPU with a warning.",
+    ),
+    click.option(
+        "--max-model-size",
+        type=ByteSize(),
+        default=str(DEFAULT_MAX_MODEL_SIZE),
+        help="Refuse a model (file plus external data) larger than this, e.g. 4GB [default: 2GiB].",
+    ),
+]
+
+
 def _suite_names() -> list[str]:
     from auditor.perturbations import SUITES
 
@@ -117,6 +185,19 @@ def _suite_names() -> list[str]:
 def main() -> None:
     """Audit how robust an ONNX image classifier is: robust accuracy (RA) and robust
     ratio (RR) per perturbation and level, in one self-contained HTML report."""
+    _show_warnings_as_lines()
+
+
+def _show_warnings_as_lines() -> None:
+    """Show the core's warnings (a provider fallback) as one `auditor: warning:` line each."""
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        click.echo(f"auditor: warning: {message}", err=True)
+
+    from auditor.providers import ProviderWarning
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", ProviderWarning)
 
 
 @main.command()
@@ -233,26 +314,7 @@ def main() -> None:
     show_default=True,
     help="Scale pixel-sized perturbation parameters to the image size.",
 )
-@click.option("--size", type=Size(), help="Model input size HxW (default: from the model).")
-@click.option("--resize", type=click.Choice(RESIZE_MODES), help="[default: stretch]")
-@click.option("--crop-ratio", type=Number(), help="For --resize crop [default: 0.875].")
-@click.option("--pad-value", type=Number(), help="For --resize letterbox, 0..255 [default: 0].")
-@click.option("--pad-align", type=click.Choice(PAD_ALIGNS), help="[default: center]")
-@click.option("--interpolation", type=click.Choice(tuple(INTERPOLATIONS)), help="[default: linear]")
-@click.option("--channel-order", type=click.Choice(CHANNEL_ORDERS), help="[default: rgb]")
-@click.option("--scale", type=Number(), help="x = (pixel * scale - mean) / std [default: 1/255].")
-@click.option("--mean", type=NumberList(3), help="Three numbers [default: 0,0,0].")
-@click.option("--std", type=NumberList(3), help="Three numbers [default: 1,1,1].")
-@click.option("--layout", type=click.Choice(LAYOUTS), help="[default: from the input shape]")
-@click.option("--input", "input_name", help="Model input to feed when it has several.")
-@click.option("--output-name", help="Model output to read when it has several.")
-@click.option(
-    "--output-kind",
-    type=click.Choice(OUTPUT_KINDS),
-    default="auto",
-    show_default=True,
-    help="Read the output as probabilities or logits.",
-)
+@_model_options
 @click.option(
     "-o",
     "--output",
@@ -341,22 +403,28 @@ def _write_outputs(results: Any, json_path: Path, html_path: Path) -> None:
         ) from exc
 
 
-def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditConfig:
-    """Build the `AuditConfig` of `auditor check` from its parsed options."""
+def _model_options_from(options: dict[str, Any]) -> ModelOptions:
+    """Build the `ModelOptions` shared by `check` and `inspect` from their parsed options."""
     prep = Prep(**{key: options[key] for key in Prep.__dataclass_fields__})
     classes = options["classes"]
-    model = ModelOptions(
+    return ModelOptions(
         preprocess=prep,
         classes=tuple(c.strip() for c in classes.split(",")) if classes else None,
         positive_class=options["positive_class"],
         output_kind=options["output_kind"],
         input_name=options["input_name"],
         output_name=options["output_name"],
+        provider=options["provider"],
+        max_model_size=options["max_model_size"],
     )
+
+
+def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditConfig:
+    """Build the `AuditConfig` of `auditor check` from its parsed options."""
     return AuditConfig(
         model_path=options["model"],
         data_path=options["data_path"],
-        model=model,
+        model=_model_options_from(options),
         perturbations=options["perturbations"],
         suite=options["suite"],
         tolerances=options["tolerances"],
@@ -379,6 +447,21 @@ def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditC
         ray_address=options["ray_address"],
         video=VideoOptions(options["frames"], options["fps"], options["aggregate"]),
     )
+
+
+@main.command("inspect")
+@click.argument("model", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--classes", help="Class names in the model's output order, comma-separated.")
+@click.option("--positive-class", help="Positive class of a binary model.")
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@_reports_errors
+def inspect_command(model: Path, as_json: bool, **options: Any) -> None:
+    """Show MODEL's inputs, outputs, preprocessing, output kind and the check flags."""
+    from auditor.inspection import format_text, inspect_model
+
+    report = inspect_model(model, _model_options_from(options))
+    click.echo(json.dumps(report, indent=2) if as_json else format_text(report))
 
 
 @main.command("perturbations")

@@ -9,6 +9,9 @@ DEFAULT_TOLERANCES = (0.01, 0.05, 0.1, 0.2)
 HEADLINE_TOLERANCE = 0.1
 DELTA_NORMS = ("linf", "l1", "true-class")
 ENGINES = ("local", "ray")  # where the audit runs: this process, or a Ray cluster
+# Largest model (file plus external data) read without --max-model-size: 2 GiB, the
+# most one protobuf file can hold, so only external-data models need more.
+DEFAULT_MAX_MODEL_SIZE = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class ModelOptions:
     input_name: str | None = None
     output_name: str | None = None
     threads: int = 0  # 0 lets onnxruntime choose
+    provider: str = "auto"  # auto, cpu, cuda or an onnxruntime provider name
+    max_model_size: int = DEFAULT_MAX_MODEL_SIZE  # bytes, model file plus external data
 
 
 @dataclass(frozen=True)

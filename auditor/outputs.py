@@ -29,18 +29,32 @@ def graph_hint(proto: Any, output_name: str) -> str | None:
     return None
 
 
-def detect_kind(
-    raw: NDArray[np.float64], forced: str, from_metadata: str | None, op_type: str | None
-) -> tuple[str, str]:
-    """Decide whether `raw` outputs are `probs` or `logits`; return it with the evidence."""
+def declared_kind(
+    forced: str, from_metadata: str | None, op_type: str | None
+) -> tuple[str, str] | None:
+    """The output kind and its evidence when a flag, the metadata or the graph decides it."""
     if forced not in OUTPUT_KINDS:
         raise ConfigError(f"--output-kind must be one of {', '.join(OUTPUT_KINDS)}")
     if forced != "auto":
         return forced, f"set by --output-kind {forced}"
+    if from_metadata not in (None, "auto", "probs", "logits"):
+        raise ConfigError(
+            f"metadata output_kind: expected probs, logits or auto, found {from_metadata!r}"
+        )
     if from_metadata in ("probs", "logits"):
         return from_metadata, f"set by the model's metadata (output_kind = {from_metadata})"
     if op_type in _PROBABILITY_OPS:
         return "probs", f"the output is produced by a {op_type} node"
+    return None
+
+
+def detect_kind(
+    raw: NDArray[np.float64], forced: str, from_metadata: str | None, op_type: str | None
+) -> tuple[str, str]:
+    """Decide whether `raw` outputs are `probs` or `logits`; return it with the evidence."""
+    declared = declared_kind(forced, from_metadata, op_type)
+    if declared is not None:
+        return declared
     low, high = float(raw.min()), float(raw.max())
     in_unit = low >= 0.0 and high <= 1.0
     span = f"values on the first batch lie in [{low:.4g}, {high:.4g}]"

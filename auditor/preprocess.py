@@ -2,6 +2,10 @@
 
 Each value comes from a flag, else the model's `auditor.preprocess` metadata, else the
 model's input shape (size, layout), else a default; `Preprocessing.sources` records which.
+
+A uint8 input gets the resized pixels themselves: its default scale is 1 (not 1/255),
+so with no flags or metadata x = pixel. When scale, mean or std are set, x is computed
+as for a float input, then rounded and clipped to 0..255.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ INTERPOLATIONS = {
     "lanczos": cv2.INTER_LANCZOS4,
     "nearest": cv2.INTER_NEAREST,
 }
+# Where a value inferred from the model came from, as `auditor inspect` shows it.
+_MODEL_SOURCE = {"scale": "model (uint8 input: raw pixels)"}
 RESIZE_MODES = ("stretch", "crop", "letterbox")
 PAD_ALIGNS = ("center", "topleft")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -40,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "mean": (0.0, 0.0, 0.0),
     "std": (1.0, 1.0, 1.0),
 }
+
+
+class DynamicSizeError(ConfigError):
+    """The input's height and width are dynamic and nothing gives the size."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +81,14 @@ def resolve(
     metadata: Mapping[str, Any],
     model_size: tuple[int, int] | None,
     model_layout: str | None,
+    integer_input: bool = False,
 ) -> Preprocessing:
     """Combine flags, model metadata, the input shape and defaults into `Preprocessing`."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    inferred = {"size": model_size, "layout": model_layout}
+    inferred: dict[str, Any] = {"size": model_size, "layout": model_layout}
+    if integer_input:  # raw pixels: the model does its own normalization
+        inferred["scale"] = 1.0
     for key in ("size", "layout", *DEFAULTS):
         flag = getattr(flags, key)
         if flag is not None:
@@ -83,11 +96,14 @@ def resolve(
         elif key in metadata:
             values[key], sources[key] = metadata[key], "metadata"
         elif inferred.get(key) is not None:
-            values[key], sources[key] = inferred[key], "model"
+            values[key], sources[key] = inferred[key], _MODEL_SOURCE.get(key, "model")
         elif key in DEFAULTS:
             values[key], sources[key] = DEFAULTS[key], "default"
     if "size" not in values:
-        raise ConfigError("the model's input height and width are dynamic: pass --size HxW")
+        raise DynamicSizeError(
+            "the model's input height and width are dynamic and its metadata gives no "
+            "size: pass --size HxW"
+        )
     if "layout" not in values:
         raise ConfigError("cannot infer the input layout from its shape: pass --layout")
     return _validated(values, sources)
@@ -176,4 +192,6 @@ def to_tensor(
     batch = (batch * np.float32(prep.scale) - mean) / std
     if prep.layout == "nchw":
         batch = batch.transpose(0, 3, 1, 2)
+    if np.issubdtype(dtype, np.integer):  # exact for raw pixels (scale 1, mean 0, std 1)
+        batch = np.clip(np.rint(batch), 0, 255)
     return np.ascontiguousarray(batch, dtype=dtype)

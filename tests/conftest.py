@@ -143,3 +143,32 @@ def binary_model(tmp_path: Path) -> Path:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return write_class_folders(tmp_path / "data")
+
+
+def cuda_usable() -> bool:
+    """True when onnxruntime can open a session on the CUDA execution provider here."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [])
+    graph.output.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1]))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    try:
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CUDAExecutionProvider"]
+        )
+    except Exception:  # drivers or CUDA libraries missing
+        return False
+    return session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked `gpu` where CUDA cannot run."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if gpu_items and not cuda_usable():
+        skip = pytest.mark.skip(reason="onnxruntime's CUDA execution provider is not usable here")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 from conftest import build_model, colour_image, reference_probs
+from zoo import build, labels_prop
 
 from auditor.config import ModelOptions, PreprocessOptions
 from auditor.errors import ConfigError, ModelError, RuntimeMissingError
@@ -147,9 +151,9 @@ def test_missing_runtime_names_the_extras(tmp_path, monkeypatch):
 
 
 def test_two_runtimes_side_by_side_are_refused(tmp_path, monkeypatch):
-    import auditor.model
+    import auditor.providers
 
-    monkeypatch.setattr(auditor.model, "RUNTIME_DISTRIBUTIONS", ("onnxruntime", "onnx"))
+    monkeypatch.setattr(auditor.providers, "RUNTIME_DISTRIBUTIONS", ("onnxruntime", "onnx"))
     with pytest.raises(RuntimeMissingError, match="both onnxruntime and onnx are installed"):
         load_model(build_model(tmp_path / "m.onnx"), ModelOptions())
 
@@ -200,3 +204,157 @@ def test_a_model_too_new_for_the_runtime_is_refused_in_one_line(tmp_path):
     with pytest.raises(ModelError, match=r"(?i)ir.version") as info:
         load_model(path, ModelOptions())
     assert "\n" not in str(info.value) and ".cc:" not in str(info.value)
+
+
+# --- the zoo: every input and output case against numpy ---------------------------------
+
+
+def stretch_tensor(images, size, dtype="float32"):
+    """The adapter's default preprocessing written out: linear resize, /255, NCHW."""
+    h, w = size
+    resized = np.stack(
+        [cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) for im in images]
+    ).astype(np.float64)
+    x = resized if dtype == "uint8" else resized / 255  # uint8 models get raw pixels
+    if dtype == "float16":
+        x = x.astype(np.float16).astype(np.float64)
+    return x.transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "uint8"])
+@pytest.mark.parametrize("batch", ["N", 1])
+def test_zoo_inputs_match_numpy(tmp_path, images, layout, dtype, batch):
+    zoo = build(tmp_path / "m.onnx", layout=layout, dtype=dtype, batch=batch, size=(6, 7))
+    model = load_model(zoo.path, ModelOptions(provider="cpu"))
+    expected = zoo.reference(stretch_tensor(images, (6, 7), dtype))
+    np.testing.assert_allclose(
+        model.predict(images), expected, atol=2e-3 if dtype == "float16" else 1e-5
+    )
+    assert model.prep.layout == layout and model.describe()["input_dtype"] == dtype
+    assert model.describe()["batch"] == (1 if batch == 1 else "dynamic")
+
+
+def test_uint8_input_gets_raw_pixels_unless_told_otherwise(tmp_path, images):
+    zoo = build(tmp_path / "m.onnx", dtype="uint8")
+    model = load_model(zoo.path, ModelOptions())
+    assert model.prep.scale == 1.0 and model.prep.sources["scale"].startswith("model (uint8")
+    tensor = model.to_tensor(images)
+    assert tensor.dtype == np.uint8
+    np.testing.assert_array_equal(tensor, stretch_tensor(images, (8, 8), "uint8"))
+    inverted = ModelOptions(preprocess=PreprocessOptions(scale=-1.0, mean=(-255.0,) * 3))
+    flipped = load_model(zoo.path, inverted).to_tensor(images)  # x = 255 - pixel
+    np.testing.assert_array_equal(flipped, 255 - tensor)
+
+
+@pytest.mark.parametrize(
+    "head, classes",
+    [("softmax", 2), ("none", 2), ("sigmoid", 1), ("none", 1), ("softmax", 4), ("none", 4)],
+)
+def test_zoo_heads_match_numpy(tmp_path, images, head, classes):
+    zoo = build(tmp_path / "m.onnx", head=head, classes=classes)
+    model = load_model(zoo.path, ModelOptions())
+    probs = model.predict(images)
+    np.testing.assert_allclose(probs, zoo.reference(stretch_tensor(images, (8, 8))), atol=1e-5)
+    assert model.output_kind == ("logits" if head == "none" else "probs")
+    assert model.classes == [str(i) for i in range(max(classes, 2))]
+    assert model.describe()["classes_source"] == "indices"
+
+
+def test_dynamic_height_and_width_need_size(tmp_path, images):
+    zoo = build(tmp_path / "m.onnx", size=("H", "W"))
+    with pytest.raises(ConfigError, match=r"input 'image' .*dynamic.*pass --size HxW"):
+        load_model(zoo.path, ModelOptions())
+    model = load_model(zoo.path, ModelOptions(preprocess=PreprocessOptions(size=(10, 12))))
+    expected = zoo.reference(stretch_tensor(images, (10, 12)))
+    np.testing.assert_allclose(model.predict(images), expected, atol=1e-5)
+
+
+def test_several_inputs_need_input_flag_and_list_them(tmp_path, images):
+    zoo = build(tmp_path / "m.onnx", optional_input=True)
+    with pytest.raises(ConfigError, match=r"several inputs \(image .*, gain .*--input NAME"):
+        load_model(zoo.path, ModelOptions())
+    model = load_model(zoo.path, ModelOptions(input_name="image"))
+    expected = zoo.reference(stretch_tensor(images, (8, 8)))
+    np.testing.assert_allclose(model.predict(images), expected, atol=1e-5)
+    with pytest.raises(ModelError, match="also requires input.*image"):
+        load_model(zoo.path, ModelOptions(input_name="gain"))
+    with pytest.raises(ConfigError, match="no input named 'x'; found image"):
+        load_model(zoo.path, ModelOptions(input_name="x"))
+
+
+def test_a_second_required_input_is_refused_by_name(tmp_path):
+    zoo = build(tmp_path / "m.onnx", required_input=True)
+    with pytest.raises(ModelError, match="also requires input.*gain.*cannot supply"):
+        load_model(zoo.path, ModelOptions(input_name="image"))
+
+
+def test_several_outputs_default_and_output_name(tmp_path, images):
+    expected_for = {}
+    zoo = build(tmp_path / "a.onnx", outputs="pooled_first")
+    model = load_model(zoo.path, ModelOptions())
+    assert model.output_name == "scores"  # the 4-D output is skipped
+    expected_for["a"] = zoo.reference(stretch_tensor(images, (8, 8)))
+    np.testing.assert_allclose(model.predict(images), expected_for["a"], atol=1e-5)
+    zoo = build(tmp_path / "b.onnx", outputs="logits_and_probs")
+    first = load_model(zoo.path, ModelOptions())
+    chosen = load_model(zoo.path, ModelOptions(output_name="scores"))
+    expected = zoo.reference(stretch_tensor(images, (8, 8)))
+    assert first.output_name == "logits"
+    np.testing.assert_allclose(first.predict(images), expected, atol=1e-5)
+    np.testing.assert_allclose(chosen.predict(images), expected, atol=1e-5)
+    assert (first.output_kind, chosen.output_kind) == ("logits", "probs")
+    with pytest.raises(ConfigError, match="no output named 'nope'; found logits"):
+        load_model(zoo.path, ModelOptions(output_name="nope"))
+
+
+@pytest.mark.parametrize("key", ["classes", "labels", "names", "class_names"])
+@pytest.mark.parametrize("style", ["newline", "comma", "json_list", "json_dict", "python_dict"])
+def test_class_names_from_common_metadata(tmp_path, images, key, style):
+    names = ["cat", "dog", "bird"]
+    zoo = build(tmp_path / "m.onnx", classes=3, props=labels_prop(key, names, style))
+    model = load_model(zoo.path, ModelOptions())
+    assert model.classes == names and model.classes_source == f"metadata ({key})"
+    model.predict(images)
+    assert model.describe()["classes"] == names
+
+
+def test_class_names_precedence(tmp_path):
+    props = {**labels_prop("labels", ["a", "b"], "newline")}
+    props["auditor.preprocess"] = json.dumps({"classes": ["real", "fake"]})
+    path = build(tmp_path / "m.onnx", props=props).path
+    assert load_model(path, ModelOptions()).classes == ["real", "fake"]
+    flagged = load_model(path, ModelOptions(classes=("x", "y")))
+    assert flagged.classes == ["x", "y"] and flagged.classes_source == "flag"
+    only_labels = build(tmp_path / "l.onnx", props=labels_prop("labels", ["a", "b"], "newline"))
+    assert load_model(only_labels.path, ModelOptions()).classes == ["a", "b"]
+
+
+def test_nan_outputs_stop_with_a_clear_message(tmp_path):
+    zoo = build(tmp_path / "m.onnx", nan=True, head="none")
+    model = load_model(zoo.path, ModelOptions())
+    dark = np.full((8, 8, 3), 10, np.uint8)
+    with pytest.raises(ModelError, match=r"output 'logits' holds \d+ NaN or infinite value"):
+        model.predict([dark])
+
+
+def test_describe_records_the_runtime(tmp_path):
+    model = load_model(build(tmp_path / "m.onnx").path, ModelOptions(threads=1))
+    runtime = model.describe()["runtime"]
+    assert runtime["provider"] == model.provider == "CPUExecutionProvider"
+    assert runtime["requested"] == "auto" and "CPUExecutionProvider" in runtime["available"]
+    assert runtime["session_options"]["intra_op_num_threads"] == 1
+    assert runtime["session_options"]["graph_optimization_level"] == "ORT_ENABLE_ALL"
+    assert runtime["session_options"]["execution_mode"] == "ORT_SEQUENTIAL"
+    assert isinstance(runtime["provider_options"], dict)
+
+
+@pytest.mark.gpu
+def test_cuda_runs_and_agrees_with_cpu(tmp_path, images):
+    zoo = build(tmp_path / "m.onnx", classes=4, size=(32, 32))
+    cpu = load_model(zoo.path, ModelOptions(provider="cpu"))
+    cuda = load_model(zoo.path, ModelOptions(provider="cuda"))
+    assert cuda.provider == "CUDAExecutionProvider" and cuda.runtime.fallback is None
+    assert "device_id" in cuda.describe()["runtime"]["provider_options"]
+    # TF32 matrix products on recent GPUs move logits by ~1e-3: probabilities stay within 5e-3
+    np.testing.assert_allclose(cuda.predict(images), cpu.predict(images), atol=5e-3)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from zoo import build
 
 from auditor.config import PreprocessOptions
 from auditor.errors import ConfigError
-from auditor.preprocess import Preprocessing, resize_image, resolve, to_tensor
+from auditor.preprocess import INTERPOLATIONS, Preprocessing, resize_image, resolve, to_tensor
 
 
 def prep(**kw) -> Preprocessing:
@@ -69,3 +71,80 @@ def test_sources_flag_over_metadata_over_model_over_default():
 def test_bad_values_name_their_source(metadata, message):
     with pytest.raises(ConfigError, match=message):
         resolve(PreprocessOptions(), metadata, (8, 8), "nchw")
+
+
+# --- every preprocessing option through a real model, against numpy written out here ------
+
+
+@pytest.fixture
+def wide_image():
+    """A 20x40 RGB image with structure everywhere, so misplaced pixels change the output."""
+    rng = np.random.default_rng(11)
+    return rng.integers(0, 256, size=(20, 40, 3), dtype=np.uint8)
+
+
+def to_nchw(pixels, scale=1 / 255, mean=(0, 0, 0), std=(1, 1, 1)):
+    x = (pixels.astype(np.float64) * scale - np.array(mean)) / np.array(std)
+    return x.transpose(2, 0, 1)[None]
+
+
+def run(zoo, images, **flags):
+    from auditor.config import ModelOptions
+    from auditor.model import load_model
+
+    model = load_model(zoo.path, ModelOptions(preprocess=PreprocessOptions(**flags)))
+    return model.predict(images)
+
+
+def test_crop_against_numpy(tmp_path, wide_image):
+    zoo = build(tmp_path / "m.onnx", size=(8, 8))
+    # short side 20 -> 8 / 0.5 = 16: the image becomes 16x32; its centre 8x8 is rows 4..12,
+    # columns 12..20
+    scaled = cv2.resize(wide_image, (32, 16), interpolation=cv2.INTER_LINEAR)
+    expected = zoo.reference(to_nchw(scaled[4:12, 12:20]))
+    got = run(zoo, [wide_image], resize="crop", crop_ratio=0.5)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("align, top", [("center", 2), ("topleft", 0)])
+def test_letterbox_against_numpy(tmp_path, wide_image, align, top):
+    zoo = build(tmp_path / "m.onnx", size=(8, 8))
+    # 20x40 fits 8x8 as 4x8; the rest is pad value 100
+    canvas = np.full((8, 8, 3), 100, np.uint8)
+    canvas[top : top + 4] = cv2.resize(wide_image, (8, 4), interpolation=cv2.INTER_AREA)
+    expected = zoo.reference(to_nchw(canvas))
+    got = run(
+        zoo, [wide_image], resize="letterbox", pad_value=100, pad_align=align, interpolation="area"
+    )
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, flag", [(k, v) for k, v in INTERPOLATIONS.items()])
+def test_interpolations_against_cv2(tmp_path, wide_image, name, flag):
+    zoo = build(tmp_path / "m.onnx", size=(8, 12))
+    expected = zoo.reference(to_nchw(cv2.resize(wide_image, (12, 8), interpolation=flag)))
+    np.testing.assert_allclose(run(zoo, [wide_image], interpolation=name), expected, atol=1e-5)
+
+
+def test_channel_order_scale_mean_std_against_numpy(tmp_path, wide_image):
+    zoo = build(tmp_path / "m.onnx", size=(8, 8), layout="nhwc")
+    resized = cv2.resize(wide_image, (8, 8), interpolation=cv2.INTER_LINEAR)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = zoo.reference(to_nchw(resized[..., ::-1], 1 / 255, mean, std))
+    got = run(zoo, [wide_image], channel_order="bgr", mean=mean, std=std)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # the same values from metadata give the same output, with metadata as their source
+    meta = {"channel_order": "bgr", "mean": list(mean), "std": list(std), "scale": 1 / 255}
+    zoo2 = build(tmp_path / "m2.onnx", size=(8, 8), layout="nhwc", seed=0, props=_meta(meta))
+    from auditor.config import ModelOptions
+    from auditor.model import load_model
+
+    model = load_model(zoo2.path, ModelOptions())
+    np.testing.assert_allclose(model.predict([wide_image]), expected, atol=1e-5)
+    assert {model.prep.sources[k] for k in meta} == {"metadata"}
+
+
+def _meta(values):
+    import json
+
+    return {"auditor.preprocess": json.dumps(values)}
