@@ -39,9 +39,10 @@ def brightness(image: Image, rng: np.random.Generator, *, delta: float) -> Image
 @perturbation("contrast", family="digital", levels={"factor": (0.4, 0.3, 0.2, 0.1, 0.05)})
 def contrast(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     """Scale each pixel's deviation from its channel's mean by `factor`."""
-    x = to_unit(image)
-    means = x.mean(axis=(0, 1), keepdims=True)
-    return from_unit((x - means) * np.float32(factor) + means)
+    means = np.array(cv2.mean(image)[:3], np.float64)
+    # One affine map per pixel, rounded and saturated by OpenCV: out = f x + (1 - f) mean.
+    matrix = np.hstack([np.eye(3) * factor, (means * (1 - factor))[:, None]])
+    return cv2.transform(image, matrix)
 
 
 @perturbation("pixelate", family="digital", levels={"factor": (0.6, 0.5, 0.4, 0.3, 0.25)})
@@ -50,4 +51,46 @@ def pixelate(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     h, w = image.shape[:2]
     small = (max(1, round(w * factor)), max(1, round(h * factor)))
     reduced = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
-    return cv2.resize(reduced, (w, h), interpolation=cv2.INTER_NEAREST)
+    # Nearest with pixel centres aligned (as PIL does); plain INTER_NEAREST shifts by
+    # up to half a block towards the top left.
+    return cv2.resize(reduced, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+@perturbation(
+    "saturate",
+    family="digital",
+    levels={"scale": (0.3, 0.1, 2.0, 5.0, 20.0), "offset": (0.0, 0.0, 0.0, 0.1, 0.2)},
+)
+def saturate(image: Image, rng: np.random.Generator, *, scale: float, offset: float) -> Image:
+    """Change saturation: HSV S becomes S x `scale` + `offset`, clipped to [0, 1]."""
+    hsv = cv2.cvtColor(to_unit(image), cv2.COLOR_RGB2HSV)
+    hsv[:, :, 1] = np.clip(hsv[:, :, 1] * np.float32(scale) + np.float32(offset), 0.0, 1.0)
+    return from_unit(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+
+
+@perturbation(
+    "elastic_transform",
+    family="digital",
+    levels={"alpha": (12.5, 16.25, 21.25, 25.0, 30.0)},
+    pixel_params=("alpha",),
+)
+def elastic_transform(image: Image, rng: np.random.Generator, *, alpha: float) -> Image:
+    """Elastic warp: a smooth random displacement field (sigma 1% of the size) times `alpha`."""
+    height, width = image.shape[:2]
+    # As in the reference: uniform noise up to 0.5% of the height, smoothed by a
+    # Gaussian of 1% of each side (3 sigma radius), times alpha. The displacement in
+    # pixels then stays the same whatever the image size, unless alpha is scaled.
+    reach = 0.005 * height
+    sigma_y, sigma_x = 0.01 * height, 0.01 * width
+    size = (2 * int(3 * sigma_x + 0.5) + 1, 2 * int(3 * sigma_y + 0.5) + 1)
+    shifts = []
+    for _ in range(2):
+        noise = rng.random((height, width), dtype=np.float32) * np.float32(2 * reach) - reach
+        smooth = cv2.GaussianBlur(
+            noise, size, sigma_x, sigmaY=sigma_y, borderType=cv2.BORDER_REFLECT
+        )
+        shifts.append(smooth * np.float32(alpha))
+    dx, dy = shifts
+    dx += np.arange(width, dtype=np.float32)[None, :]
+    dy += np.arange(height, dtype=np.float32)[:, None]
+    return cv2.remap(image, dx, dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
