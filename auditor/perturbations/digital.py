@@ -19,13 +19,14 @@ def jpeg_compression(image: Image, rng: np.random.Generator, *, quality: float) 
     """JPEG encode and decode at `quality` (0..100)."""
     q = int(np.clip(round(quality), 0, 100))
     # OpenCV's codecs work in BGR; convert there and back so colours survive.
-    ok, data = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
     if not ok:
         raise RuntimeError("OpenCV could not JPEG-encode the image")
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if decoded is None:
         raise RuntimeError("OpenCV could not decode its own JPEG")
-    return np.ascontiguousarray(decoded[:, :, ::-1])
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 @perturbation("brightness", family="digital", levels={"delta": (0.1, 0.2, 0.3, 0.4, 0.5)})
