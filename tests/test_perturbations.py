@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -159,6 +160,20 @@ def test_higher_level_moves_pixels_further_on_average(name):
     for lower, (a, b) in enumerate(zip(strengths, strengths[1:]), start=1):
         if (name, lower) not in NOT_MONOTONE:
             assert b >= a * 0.95, (lower, strengths)
+
+
+@pytest.mark.parametrize("name", SUITES["imagenet-c-all"])
+def test_large_images_need_only_a_few_full_size_float_copies(name):
+    """Peak Python-side allocation stays under four float32 copies of the image."""
+    image = cv2.resize(photo(size=224), (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    tracemalloc.start()
+    try:
+        out = apply(name, image, 5, derive_rng(0, "big.png", name, 5, 0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert peak < 16 * image.nbytes, peak / image.nbytes
 
 
 def test_linf_noise_stays_in_the_ball():

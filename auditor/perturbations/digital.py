@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from auditor.perturbations.pixels import from_unit, to_unit
+from auditor.perturbations.pixels import from_unit, in_bands, to_unit
 from auditor.perturbations.registry import Image, perturbation
 
 
@@ -32,9 +32,13 @@ def jpeg_compression(image: Image, rng: np.random.Generator, *, quality: float) 
 @perturbation("brightness", family="digital", levels={"delta": (0.1, 0.2, 0.3, 0.4, 0.5)})
 def brightness(image: Image, rng: np.random.Generator, *, delta: float) -> Image:
     """Add `delta` to the HSV value channel (on the [0, 1] scale)."""
-    hsv = cv2.cvtColor(to_unit(image), cv2.COLOR_RGB2HSV)
-    hsv[:, :, 2] = np.clip(hsv[:, :, 2] + np.float32(delta), 0.0, 1.0)
-    return from_unit(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+
+    def band(part: Image) -> Image:
+        hsv = cv2.cvtColor(to_unit(part), cv2.COLOR_RGB2HSV)
+        hsv[:, :, 2] = np.clip(hsv[:, :, 2] + np.float32(delta), 0.0, 1.0)
+        return from_unit(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+
+    return in_bands(image, band)
 
 
 @perturbation("contrast", family="digital", levels={"factor": (0.4, 0.3, 0.2, 0.1, 0.05)})
@@ -64,9 +68,13 @@ def pixelate(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
 )
 def saturate(image: Image, rng: np.random.Generator, *, scale: float, offset: float) -> Image:
     """Change saturation: HSV S becomes S x `scale` + `offset`, clipped to [0, 1]."""
-    hsv = cv2.cvtColor(to_unit(image), cv2.COLOR_RGB2HSV)
-    hsv[:, :, 1] = np.clip(hsv[:, :, 1] * np.float32(scale) + np.float32(offset), 0.0, 1.0)
-    return from_unit(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+
+    def band(part: Image) -> Image:
+        hsv = cv2.cvtColor(to_unit(part), cv2.COLOR_RGB2HSV)
+        hsv[:, :, 1] = np.clip(hsv[:, :, 1] * np.float32(scale) + np.float32(offset), 0.0, 1.0)
+        return from_unit(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+
+    return in_bands(image, band)
 
 
 @perturbation(

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor.perturbations.pixels import from_pixels
+from auditor.perturbations.pixels import from_pixels, in_bands
 from auditor.perturbations.registry import Image, perturbation
 
 Floats = NDArray[np.float32]
@@ -67,7 +67,10 @@ def _crystal_segments(height: int, width: int, rng: np.random.Generator) -> NDAr
 
 
 def frost_texture(height: int, width: int, rng: np.random.Generator) -> Floats:
-    """Return an RGB frost texture, float32 0..255, `height` x `width` x 3."""
+    """Return a frost texture's brightness around 0, float32 `height` x `width`.
+
+    Add FROST_MEAN for its RGB values (a grey texture in a constant tint).
+    """
     canvas = np.zeros((height, width), np.uint8)
     segments = _crystal_segments(height, width, rng)
     cv2.polylines(canvas, list(segments), False, 255, thickness=1, lineType=cv2.LINE_AA)
@@ -77,7 +80,7 @@ def frost_texture(height: int, width: int, rng: np.random.Generator) -> Floats:
     texture = np.float32(0.5) * _haze(height, width, rng) + ice
     texture -= texture.mean()
     texture *= np.float32(FROST_SPREAD / max(float(texture.std()), 1e-6))
-    return texture[:, :, None] + FROST_MEAN
+    return texture
 
 
 @perturbation(
@@ -94,6 +97,13 @@ def frost(
     """Frost on the lens: `image_weight` x image + `frost_weight` x an ice texture."""
     height, width = image.shape[:2]
     texture = frost_texture(height, width, rng)
-    texture *= np.float32(frost_weight)
-    texture += np.float32(image_weight) * image
-    return from_pixels(texture)
+    tint = np.float32(frost_weight) * FROST_MEAN
+
+    def band(part: Image, texture_part: Floats) -> Image:
+        x = part.astype(np.float32)
+        x *= np.float32(image_weight)
+        x += texture_part[:, :, None] * np.float32(frost_weight)
+        x += tint
+        return from_pixels(x)
+
+    return in_bands(image, band, texture)

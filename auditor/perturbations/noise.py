@@ -1,36 +1,18 @@
 """Noise: ImageNet-C's gaussian, shot, impulse and speckle noise; the epsilon ladder's linf_noise.
 
-Per-pixel noise is drawn and applied one band of rows at a time, in a fixed order, so
-that a very large image never needs several full-size float copies at once and the
-result does not depend on how the work is split.
+Per-pixel noise is drawn and applied one band of rows at a time (`in_bands`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor.perturbations.pixels import from_pixels, from_unit, to_unit
+from auditor.perturbations.pixels import from_pixels, from_unit, in_bands, to_unit
 from auditor.perturbations.registry import Image, perturbation
-
-BAND_PIXELS = 1 << 20
-"""About this many pixels are perturbed at a time (a fixed constant: results depend on it)."""
-
-
-def in_bands(image: Image, perturb_band: Callable[[Image], Image]) -> Image:
-    """Return `image` with `perturb_band` applied to consecutive bands of rows, top first."""
-    height, width = image.shape[:2]
-    rows = max(1, BAND_PIXELS // max(1, width))
-    if rows >= height:
-        return perturb_band(image)
-    out = np.empty_like(image)
-    for top in range(0, height, rows):
-        out[top : top + rows] = perturb_band(image[top : top + rows])
-    return out
 
 
 @perturbation("gaussian_noise", family="noise", levels={"sigma": (0.08, 0.12, 0.18, 0.26, 0.38)})

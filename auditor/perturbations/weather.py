@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor.perturbations.blur import line_blur
-from auditor.perturbations.pixels import from_unit, to_unit
+from auditor.perturbations.pixels import from_unit, in_bands, to_unit
 from auditor.perturbations.registry import Image, perturbation
 
 Floats = NDArray[np.float32]
@@ -66,11 +66,18 @@ def snow(
     flakes = line_blur(flakes, radius, sigma, float(rng.uniform(-135, -45)))
     flakes = np.rint(flakes * 255) * np.float32(1 / 255)  # as the reference: 8-bit flakes
     flakes += flakes[::-1, ::-1]  # and the same flakes turned half a circle
-    x = to_unit(image)
-    whitened = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) * np.float32(1.5) + np.float32(0.5)
-    x = np.float32(blend) * x + np.float32(1 - blend) * np.maximum(x, whitened[:, :, None])
-    x += flakes[:, :, None]
-    return from_unit(x)
+
+    def band(part: Image, snow_part: Floats) -> Image:
+        x = to_unit(part)
+        whitened = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) * np.float32(1.5) + np.float32(0.5)
+        mixed = np.maximum(x, whitened[:, :, None])
+        mixed *= np.float32(1 - blend)
+        x *= np.float32(blend)
+        x += mixed
+        x += snow_part[:, :, None]
+        return from_unit(x)
+
+    return in_bands(image, band, flakes)
 
 
 def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> Floats:
@@ -111,11 +118,17 @@ def fog(image: Image, rng: np.random.Generator, *, strength: float, decay: float
     height, width = image.shape[:2]
     size = 1 << max(0, (max(height, width) - 1).bit_length())
     haze = plasma_fractal(size, max(decay, 1e-3), rng)[:height, :width]
-    x = to_unit(image)
-    peak = float(x.max())
-    x += np.float32(strength) * haze[:, :, None]
-    x *= np.float32(peak / (peak + strength)) if peak + strength > 0 else np.float32(1)
-    return from_unit(x)
+    peak = float(image.max()) / 255
+    # Adding the fog brightens; the reference rescales so the brightest pixel stays put.
+    gain = np.float32(peak / (peak + strength)) if peak + strength > 0 else np.float32(1)
+
+    def band(part: Image, haze_part: Floats) -> Image:
+        x = to_unit(part)
+        x += np.float32(strength) * haze_part[:, :, None]
+        x *= gain
+        return from_unit(x)
+
+    return in_bands(image, band, haze)
 
 
 WATER = np.array([175, 238, 238], np.float32) / 255  # pale turquoise, RGB
@@ -151,15 +164,26 @@ def spatter(
     height, width = image.shape[:2]
     liquid = _blur_field(rng.normal(mean, std, size=(height, width)).astype(np.float32), sigma)
     liquid[liquid < threshold] = 0
-    x = to_unit(image)
     if mud_sigma > 0:
         blots = _blur_field((liquid > threshold).astype(np.float32), mud_sigma)
         blots[blots < 0.8] = 0
-        x *= (1 - blots)[:, :, None]
-        x += blots[:, :, None] * MUD
-        return from_unit(x)
+        return in_bands(image, _cover_with_mud, blots)
     drops = _water_drops(liquid)
-    x += drops[:, :, None] * (np.float32(water) * WATER)
+    tint = np.float32(water) * WATER
+
+    def band(part: Image, drops_part: Floats) -> Image:
+        x = to_unit(part)
+        x += drops_part[:, :, None] * tint
+        return from_unit(x)
+
+    return in_bands(image, band, drops)
+
+
+def _cover_with_mud(part: Image, blots: Floats) -> Image:
+    """Replace the image by mud in proportion to `blots` (0..1)."""
+    x = to_unit(part)
+    x *= (1 - blots)[:, :, None]
+    x += blots[:, :, None] * MUD
     return from_unit(x)
 
 
