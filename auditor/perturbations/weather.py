@@ -1,8 +1,8 @@
 """Weather: ImageNet-C's snow, fog and spatter (frost has its own module).
 
-Pixel-sized parameters (flake zoom, blur radii) are tuned for 224 px images and scale
-with `--scale-to-input`; the fog's plasma fractal is drawn relative to the image size,
-so it needs no scaling.
+Snow's pixel-sized parameters (flake zoom, streak radius and sigma) are tuned for 224
+px images and scale with `--scale-to-input`. Fog's plasma fractal and spatter's
+liquid are drawn relative to the image size, so they need no scaling.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from auditor.perturbations.blur import line_blur
 from auditor.perturbations.pixels import from_unit, in_bands, to_unit
-from auditor.perturbations.registry import Image, perturbation
+from auditor.perturbations.registry import REFERENCE_SIZE, Image, perturbation
 
 Floats = NDArray[np.float32]
 
@@ -147,7 +147,6 @@ EMBOSS = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32)
         "water": (0.6, 0.6, 0.5, 0.0, 0.0),
         "mud_sigma": (0.0, 0.0, 0.0, 1.5, 1.5),
     },
-    pixel_params=("sigma", "mud_sigma"),
 )
 def spatter(
     image: Image,
@@ -162,13 +161,18 @@ def spatter(
 ) -> Image:
     """Spatter: water drops of strength `water`, or mud blots when `mud_sigma` > 0."""
     height, width = image.shape[:2]
-    liquid = _blur_field(rng.normal(mean, std, size=(height, width)).astype(np.float32), sigma)
+    # The liquid is drawn on a grid whose short side is REFERENCE_SIZE px, then resized
+    # to the image: its noise is white per pixel of a 224 px image and the thresholds
+    # and 20 px shading assume that, so drops keep their size relative to the image.
+    factor = REFERENCE_SIZE / min(height, width)
+    grid = (max(1, round(height * factor)), max(1, round(width * factor)))
+    liquid = _blur_field(rng.normal(mean, std, size=grid).astype(np.float32), sigma)
     liquid[liquid < threshold] = 0
     if mud_sigma > 0:
         blots = _blur_field((liquid > threshold).astype(np.float32), mud_sigma)
         blots[blots < 0.8] = 0
-        return in_bands(image, _cover_with_mud, blots)
-    drops = _water_drops(liquid)
+        return in_bands(image, _cover_with_mud, _resized(blots, height, width))
+    drops = _resized(_water_drops(liquid), height, width)
     tint = np.float32(water) * WATER
 
     def band(part: Image, drops_part: Floats) -> Image:
@@ -177,6 +181,15 @@ def spatter(
         return from_unit(x)
 
     return in_bands(image, band, drops)
+
+
+def _resized(field: Floats, height: int, width: int) -> Floats:
+    """Return `field` resized to `height` x `width` (area when shrinking, else linear)."""
+    if field.shape == (height, width):
+        return field
+    shrink = height < field.shape[0]
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(field, (width, height), interpolation=interpolation)
 
 
 def _cover_with_mud(part: Image, blots: Floats) -> Image:
