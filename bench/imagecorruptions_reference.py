@@ -142,6 +142,20 @@ def measure_psnr() -> dict:
     }
 
 
+def median_seconds(run, repeats: int, budget: float = 0.02) -> float:
+    """Median seconds of one `run()` over `repeats` timings, each looping for `budget` s."""
+    start = time.perf_counter()
+    run()  # also warms caches
+    loops = max(1, math.ceil(budget / max(time.perf_counter() - start, 1e-9)))
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(loops):
+            run()
+        timings.append((time.perf_counter() - start) / loops)
+    return float(np.median(timings))
+
+
 def measure_time(repeats: int, count: int) -> dict:
     """Return median seconds per image for each (corruption, severity), first `count` photos."""
     from imagecorruptions import corrupt
@@ -152,13 +166,12 @@ def measure_time(repeats: int, count: int) -> dict:
     for name in NAMES:
         seconds[name] = []
         for severity in range(1, 6):
-            runs = []
-            for _ in range(repeats):
-                start = time.perf_counter()
+
+            def run(name: str = name, severity: int = severity) -> None:
                 for im in images:
                     corrupt(im, severity, name)
-                runs.append((time.perf_counter() - start) / len(images))
-            seconds[name].append(float(np.median(runs)))
+
+            seconds[name].append(median_seconds(run, repeats) / len(images))
     return {"environment": environment(), "seconds_per_image": seconds}
 
 

@@ -8,10 +8,12 @@ bench/imagecorruptions_reference.py (scaling off, as for the fidelity figures). 
 reference runs in the same run, as a subprocess under its pinned environment (see
 that script), when one is found: `--reference-python`, else $AUDITOR_REFERENCE_PYTHON,
 else /work/refenv/bin/python. Figures are medians over repeats of the seconds per
-image, summed over the five levels; the ratio is reference / ours (higher: we are
-faster). `--large H W` instead times each perturbation at level 5 on one H x W image
-with scaling on, and reports the peak memory numpy and OpenCV's Python side allocate
-(tracemalloc) as a multiple of the image's own bytes.
+image, summed over the five levels (a repeat loops until it has run 20 ms, so that
+sub-millisecond calls are not swamped by timer and scheduling noise); the ratio is
+reference / ours (higher: we are faster). `--large H W` instead times each
+perturbation at level 5 on one H x W image with scaling on, and reports the peak
+memory that numpy and OpenCV's Python side allocate (tracemalloc) as a multiple of
+the image's own bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from imagecorruptions_reference import photos  # noqa: E402
+from imagecorruptions_reference import median_seconds, photos  # noqa: E402
 
 from auditor.perturbations import REGISTRY, SUITES, apply  # noqa: E402
 from auditor.seeds import derive_rng  # noqa: E402
@@ -41,17 +43,15 @@ DEFAULT_REFERENCE = Path("/work/refenv/bin/python")
 
 def time_ours(name: str, images: list[np.ndarray], repeats: int) -> list[float]:
     """Median seconds per image at each level of `name`."""
-    levels = len(REGISTRY[name].levels)
     seconds = []
-    for level in range(1, levels + 1):
-        runs = []
-        for r in range(repeats):
-            rngs = [derive_rng(r, str(i), name, level, 0) for i in range(len(images))]
-            start = time.perf_counter()
+    for level in range(1, len(REGISTRY[name].levels) + 1):
+        rngs = [derive_rng(0, str(i), name, level, 0) for i in range(len(images))]
+
+        def run(rngs: list[np.random.Generator] = rngs, level: int = level) -> None:
             for im, rng in zip(images, rngs):
                 apply(name, im, level, rng, scale_to_input=False)
-            runs.append((time.perf_counter() - start) / len(images))
-        seconds.append(float(np.median(runs)))
+
+        seconds.append(median_seconds(run, repeats) / len(images))
     return seconds
 
 
