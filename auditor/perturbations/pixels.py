@@ -1,6 +1,14 @@
-"""Conversions between uint8 images and [0, 1] floats, shared by the perturbations."""
+"""Conversions between uint8 images and [0, 1] floats, shared by the perturbations.
+
+Also `in_bands`: pixel-wise perturbations work one band of rows at a time, in a fixed
+order, so that a very large image never needs several full-size float copies at once
+and the result does not depend on how the work is split.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,9 +21,41 @@ def to_unit(image: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 def from_unit(x: NDArray[np.floating]) -> NDArray[np.uint8]:
     """Return [0, 1] floats as uint8, rounded and clipped (never truncated)."""
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    scaled = x * 255.0
+    return _round_and_clip(scaled)
 
 
 def from_pixels(x: NDArray[np.floating]) -> NDArray[np.uint8]:
     """Return 0..255 floats as uint8, rounded and clipped (never truncated)."""
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return _round_and_clip(np.rint(x))
+
+
+def _round_and_clip(x: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """Round and clip a float array that the caller owns, in place, and return bytes."""
+    np.rint(x, out=x)
+    np.clip(x, 0, 255, out=x)
+    return x.astype(np.uint8)
+
+
+BAND_PIXELS = 1 << 20
+"""About this many pixels are perturbed at a time (a fixed constant: results depend on it)."""
+
+
+def in_bands(
+    image: NDArray[np.uint8],
+    perturb_band: Callable[..., NDArray[np.uint8]],
+    *aligned: NDArray[Any],
+) -> NDArray[np.uint8]:
+    """Return `image` with `perturb_band` applied to consecutive bands of rows, top first.
+
+    `perturb_band(part, *aligned_parts)` also gets the same rows of each `aligned` array.
+    """
+    height, width = image.shape[:2]
+    rows = max(1, BAND_PIXELS // max(1, width))
+    if rows >= height:
+        return perturb_band(image, *aligned)
+    out = np.empty_like(image)
+    for top in range(0, height, rows):
+        band = slice(top, top + rows)
+        out[band] = perturb_band(image[band], *(a[band] for a in aligned))
+    return out
