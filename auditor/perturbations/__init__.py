@@ -1,11 +1,21 @@
 """Image perturbations, graded in levels, and the public `apply` function.
 
-Importing this package registers the built-in perturbations and suites.
+Importing this package registers the built-in perturbations and suites, then the
+plugins of the entry-point group `auditor.perturbations` (see `plugins`).
 """
 
 from __future__ import annotations
 
-from auditor.perturbations import blur, digital, noise  # noqa: F401  (they register)
+from auditor.perturbations import (  # noqa: F401  (they register)
+    blur,
+    deepfake,
+    digital,
+    epsilon,
+    laundering,
+    noise,
+    video,
+)
+from auditor.perturbations.plugins import load_plugins
 from auditor.perturbations.registry import (
     REGISTRY,
     SUITES,
@@ -26,6 +36,21 @@ SUITES["quick"] = (
     "pixelate",
     "linf_noise",
 )
+SUITES["deepfake"] = (
+    "color_saturation",
+    "color_contrast",
+    "block_occlusion",
+    "ycbcr_noise",
+    "gaussian_blur_kernel",
+    "resize_roundtrip",
+    "video_compression",
+    "webp_compression",
+    "jpeg_double",
+)
+
+load_plugins()
+# After the plugins, so that `all` is everything registered, theirs included.
+SUITES["all"] = tuple(sorted(REGISTRY))
 
 __all__ = [
     "REGISTRY",
