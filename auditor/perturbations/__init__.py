@@ -1,7 +1,8 @@
 """Image perturbations, graded in levels, and the public `apply` function.
 
 Importing this package registers the built-in perturbations and suites, then the
-plugins of the entry-point group `auditor.perturbations` (see `plugins`).
+plugins of the entry-point group `auditor.perturbations` (see `plugins`), which
+register with the same `perturbation` decorator.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from auditor.perturbations.registry import (
     apply,
     get,
     parse_spec,
+    perturbation,
     plan,
 )
 
@@ -60,5 +62,6 @@ __all__ = [
     "apply",
     "get",
     "parse_spec",
+    "perturbation",
     "plan",
 ]
