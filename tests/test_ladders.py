@@ -130,6 +130,16 @@ def test_strength_grows_with_level(name):
 
 
 @pytest.mark.parametrize("name", MINE)
+@FAST
+@given(seed=st.integers(0, 2**16), h=st.integers(32, 128), w=st.integers(32, 128))
+def test_the_top_level_moves_any_photo_further_than_the_first(name, seed, h, w):
+    image = photo(seed, size=(h, w))
+    first = apply(name, image, 1, np.random.default_rng(seed))
+    last = apply(name, image, 5, np.random.default_rng(seed))
+    assert change(last, image) > change(first, image)
+
+
+@pytest.mark.parametrize("name", MINE)
 @pytest.mark.parametrize("level", [1, 3, 5])
 def test_parameters_listed_are_those_applied(name, level, monkeypatch):
     """The function receives exactly the listed row, and the listing parses back to it."""
