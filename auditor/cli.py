@@ -466,12 +466,21 @@ def inspect_command(model: Path, as_json: bool, **options: Any) -> None:
 
 @main.command("perturbations")
 @click.option("--suite", type=click.Choice(_suite_names()), help="Only this suite's members.")
-def list_perturbations(suite: str | None) -> None:
-    """List perturbations: name, family, description and the parameters of each level."""
+@click.option("--tsv", is_flag=True, help="Tab-separated columns, for scripts.")
+def list_perturbations(suite: str | None, tsv: bool) -> None:
+    """List perturbations: name, family, levels 1..5 (as -p values) and description."""
     from auditor.perturbations import REGISTRY, SUITES
+    from auditor.perturbations.registry import level_spec
 
-    names = SUITES[suite] if suite else sorted(REGISTRY)
-    for name in names:
+    rows = [("name", "family", "levels", "description")]
+    for name in SUITES[suite] if suite else sorted(REGISTRY):
         p = REGISTRY[name]
-        levels = "; ".join(", ".join(f"{k}={v:.4g}" for k, v in lv.items()) for lv in p.levels)
-        click.echo(f"{p.name}\t{p.family}\t{p.description}\t{levels}")
+        facts = p.implementation()
+        used = f" [codec: {facts['codec']}, {facts['container']}]" if "container" in facts else ""
+        rows.append((p.name, p.family, level_spec(p), p.description + used))
+    if tsv:
+        click.echo("\n".join("\t".join(row) for row in rows))
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])

@@ -147,10 +147,10 @@ def test_bad_option_values_exit_2(check, args, text):
 
 
 def test_perturbations_command_lists_the_registry():
-    result = run("perturbations", "--suite", "quick")
+    result = run("perturbations", "--suite", "quick", "--tsv")
     assert result.exit_code == 0
     names = [line.split("\t")[0] for line in result.stdout.splitlines()]
-    assert names[0] == "gaussian_noise" and "linf_noise" in names
+    assert names[:2] == ["name", "gaussian_noise"] and "linf_noise" in names
     assert "quality=25" in result.stdout
 
 

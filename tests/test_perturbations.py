@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import tracemalloc
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -28,6 +29,18 @@ DETERMINISTIC = {
     "pixelate",
     "saturate",
     "zoom_blur",
+    # The DeeperForensics ladder and the laundering chain, bar their noise and occlusion.
+    "color_contrast",
+    "color_saturation",
+    "crop_rescale",
+    "downscale",
+    "gamma",
+    "gaussian_blur_kernel",
+    "jpeg_double",
+    "resize_roundtrip",
+    "rotation",
+    "video_compression",
+    "webp_compression",
 }
 # Level pairs (name, lower level) whose ladder is not monotone in strength, and why.
 NOT_MONOTONE = {
@@ -108,12 +121,15 @@ def test_level_parameters_listed_are_those_applied(name, monkeypatch):
 
     from auditor.cli import main
 
-    listing = CliRunner().invoke(main, ["perturbations"]).output
+    listing = CliRunner().invoke(main, ["perturbations", "--tsv"]).output
     row = next(line for line in listing.splitlines() if line.split("\t")[0] == name)
-    shown = [
-        {k: float(v) for k, v in (pair.split("=") for pair in level.split(", "))}
-        for level in row.split("\t")[3].split("; ")
-    ]
+    # The levels column is written as -p values: "p=v1,v2,...:q=w1,w2,...".
+    columns = {
+        key: [float(Fraction(v)) for v in values.split(",")]
+        for key, values in (group.split("=") for group in row.split("\t")[2].split(":"))
+    }
+    count = len(next(iter(columns.values())))
+    shown = [{k: v[i] for k, v in columns.items()} for i in range(count)]
     received: list[dict[str, float]] = []
     original = REGISTRY[name]
 

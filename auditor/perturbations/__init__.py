@@ -1,11 +1,24 @@
 """Image perturbations, graded in levels, and the public `apply` function.
 
-Importing this package registers the built-in perturbations and suites.
+Importing this package registers the built-in perturbations and suites, then the
+plugins of the entry-point group `auditor.perturbations` (see `plugins`), which
+register with the same `perturbation` decorator.
 """
 
 from __future__ import annotations
 
-from auditor.perturbations import blur, digital, frost, noise, weather  # noqa: F401  (they register)
+from auditor.perturbations import (  # noqa: F401  (they register)
+    blur,
+    deepfake,
+    digital,
+    epsilon,
+    frost,
+    laundering,
+    noise,
+    video,
+    weather,
+)
+from auditor.perturbations.plugins import load_plugins
 from auditor.perturbations.registry import (
     REGISTRY,
     SUITES,
@@ -14,6 +27,7 @@ from auditor.perturbations.registry import (
     apply,
     get,
     parse_spec,
+    perturbation,
     plan,
 )
 
@@ -51,6 +65,21 @@ SUITES["imagenet-c-all"] = (
     "spatter",
     "saturate",
 )
+SUITES["deepfake"] = (
+    "color_saturation",
+    "color_contrast",
+    "block_occlusion",
+    "ycbcr_noise",
+    "gaussian_blur_kernel",
+    "resize_roundtrip",
+    "video_compression",
+    "webp_compression",
+    "jpeg_double",
+)
+
+load_plugins()
+# After the plugins, so that `all` is everything registered, theirs included.
+SUITES["all"] = tuple(sorted(REGISTRY))
 
 __all__ = [
     "REGISTRY",
@@ -60,5 +89,6 @@ __all__ = [
     "apply",
     "get",
     "parse_spec",
+    "perturbation",
     "plan",
 ]

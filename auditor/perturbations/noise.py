@@ -1,4 +1,6 @@
-"""Noise: ImageNet-C's gaussian, shot, impulse and speckle noise; the epsilon ladder's linf_noise.
+"""Noise: ImageNet-C's gaussian, shot, impulse and speckle noise.
+
+The epsilon ladder (linf_noise, linf_sign) is in `epsilon`.
 
 Per-pixel noise is drawn and applied one band of rows at a time (`in_bands`).
 """
@@ -11,7 +13,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor.perturbations.pixels import from_pixels, from_unit, in_bands, to_unit
+from auditor.perturbations.pixels import from_unit, in_bands, to_unit
 from auditor.perturbations.registry import Image, perturbation
 
 
@@ -115,15 +117,3 @@ def speckle_noise(image: Image, rng: np.random.Generator, *, sigma: float) -> Im
         return from_unit(x + x * noise)
 
     return in_bands(image, band)
-
-
-@perturbation(
-    "linf_noise",
-    family="epsilon",
-    levels={"eps": (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)},
-)
-def linf_noise(image: Image, rng: np.random.Generator, *, eps: float) -> Image:
-    """Uniform noise in [-eps, eps] per pixel: a random point of the L-inf ball."""
-    # Working in pixel units keeps eps = k/255 exact: +-k pixel values at most.
-    noise = rng.uniform(-eps * 255.0, eps * 255.0, size=image.shape).astype(np.float32)
-    return from_pixels(image.astype(np.float32) + noise)

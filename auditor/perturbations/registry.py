@@ -27,6 +27,8 @@ REFERENCE_SIZE = 224
 
 # f(image, rng, **params) -> image; each function names its own keyword parameters.
 PerturbationFunction = Callable[..., Image]
+# () -> facts about how a perturbation ran on this machine (the codec a build offered)
+ImplementationProbe = Callable[[], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ class Perturbation:
     levels: tuple[Params, ...]
     pixel_params: tuple[str, ...] = ()
     integer_params: tuple[str, ...] = ()
+    probe: ImplementationProbe | None = None
+
+    def implementation(self) -> dict[str, str]:
+        """Facts about how this perturbation runs here (e.g. `{"codec": "av1"}`); often empty."""
+        return dict(self.probe()) if self.probe is not None else {}
 
     @property
     def description(self) -> str:
@@ -73,8 +80,15 @@ def perturbation(
     levels: Mapping[str, Sequence[float]],
     pixel_params: Sequence[str] = (),
     integer_params: Sequence[str] = (),
+    implementation: ImplementationProbe | None = None,
 ) -> Callable[[PerturbationFunction], PerturbationFunction]:
-    """Register the decorated function under `name` with its per-level `levels` table."""
+    """Register the decorated function under `name` with its per-level `levels` table.
+
+    Built-ins and plugins both use this decorator. `pixel_params` are scaled with the
+    image (see `scaled_params`), `integer_params` are shown and passed as ints, and
+    `implementation` returns facts for the report, such as the codec that was used.
+    A name can be registered once: a plugin cannot silently replace a built-in.
+    """
     lengths = {len(values) for values in levels.values()}
     if len(lengths) != 1:
         raise ValueError(f"{name}: every parameter needs the same number of levels")
@@ -82,8 +96,18 @@ def perturbation(
     table = tuple({key: values[i] for key, values in levels.items()} for i in range(count))
 
     def register(function: PerturbationFunction) -> PerturbationFunction:
+        known = REGISTRY.get(name)
+        if known is not None and known.function is not function:
+            where = known.function.__module__
+            raise ValueError(f"perturbation '{name}' is already registered by {where}")
         REGISTRY[name] = Perturbation(
-            name, family, function, table, tuple(pixel_params), tuple(integer_params)
+            name,
+            family,
+            function,
+            table,
+            tuple(pixel_params),
+            tuple(integer_params),
+            implementation,
         )
         return function
 
@@ -128,10 +152,20 @@ def apply(
     rng: np.random.Generator,
     scale_to_input: bool = True,
 ) -> Image:
-    """Return `image` perturbed by `name` at `level` (1..5, a value or a params mapping).
+    """Return `image` perturbed by the registered perturbation `name`.
 
-    `image` is uint8 RGB H x W x 3 and is not modified. With `scale_to_input`,
-    pixel-sized parameters are scaled to the image's short side (see REFERENCE_SIZE).
+    `image` is a uint8 RGB array of shape H x W x 3 (any size from 8 px up); it is not
+    modified, and the result has the same shape and dtype. `level` is one of:
+
+    - a severity `1..5` (an `int`): that row of the perturbation's level table;
+    - an explicit value (a `float`) of its only parameter, e.g. `0.1` for `linf_noise`;
+    - a mapping of parameters, e.g. `{"quality": 30}`; missing ones come from level 1.
+
+    All randomness comes from `rng`, so the same generator state gives the same bytes.
+    With `scale_to_input` (the default), pixel-sized parameters such as a blur sigma
+    are scaled by the image's short side / REFERENCE_SIZE. Unknown names and bad
+    levels raise `ConfigError`; an image of the wrong type raises `ValueError`.
+    Example: `apply("webp_compression", image, 3, np.random.default_rng(0))`.
     """
     p = get(name)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -206,6 +240,22 @@ def plan(specs: Sequence[str], suite: str | None) -> list[PlannedPerturbation]:
     if duplicates:
         raise ConfigError(f"perturbation given twice: {', '.join(duplicates)}")
     return planned
+
+
+def level_spec(p: Perturbation) -> str:
+    """The level table as the tail of a `-p` spec: `quality=25,18,15,10,7[:param2=...]`."""
+    return ":".join(
+        f"{key}=" + ",".join(format_value(lv[key]) for lv in p.levels) for key in p.param_names
+    )
+
+
+def format_value(value: float) -> str:
+    """Show `value` short and exact: `0.2`, `30`, and `8/255` where decimals would round."""
+    short = f"{value:.4g}"
+    pixels = value * 255
+    if float(short) != value and abs(pixels - round(pixels)) < 1e-9:
+        return f"{round(pixels)}/255"
+    return short
 
 
 def describe_levels(planned: PlannedPerturbation) -> list[dict[str, Any]]:
