@@ -23,12 +23,14 @@ from auditor.errors import (
     EXIT_GATE_FAILED,
     EXIT_OK,
     AuditorError,
+    ConfigError,
     OutputError,
 )
 from auditor.outputs import OUTPUT_KINDS
 from auditor.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, LAYOUTS, PAD_ALIGNS, RESIZE_MODES
 
 F = TypeVar("F", bound=Callable[..., Any])
+EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
 
 
 def _reports_errors(command: F) -> F:
@@ -100,6 +102,23 @@ def _suite_names() -> list[str]:
     from auditor.perturbations import SUITES
 
     return sorted(SUITES)
+
+
+def _identity_options(command: F) -> F:
+    """Add `--auditor`, `--organisation` and `--sign-key`, shared by check and render."""
+    for decorator in reversed(
+        [
+            click.option("--auditor", help="Responsible person, shown in the signature block."),
+            click.option("--organisation", help="Issuing organisation, shown in the report."),
+            click.option(
+                "--sign-key",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Ed25519 private key (PEM) that signs the results digest.",
+            ),
+        ]
+    ):
+        command = decorator(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -227,38 +246,107 @@ def main() -> None:
 @click.option(
     "--fail-under-rr", type=Number(), help="Exit 1 if any level's headline RR is below X."
 )
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML policy: [audit] suite/tolerance/seed and [[gate]] rules decided on intervals.",
+)
+@_identity_options
 @_reports_errors
 def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the HTML report and results JSON."""
+    from auditor import policy, provenance
     from auditor.engine import run_audit
     from auditor.progress import ProgressBar
     from auditor.report import summary_line
 
-    config = _config_from(options)
+    rules = policy.load_policy(options["policy_path"]) if options["policy_path"] else None
+    key = _signing_key(options["sign_key"])  # before the audit: a bad key fails fast
+    config = _config_from(_with_policy(options, rules))
     results = run_audit(config, ProgressBar("auditing"))
+    if rules is not None:
+        results = policy.apply(results, rules)
+    results = provenance.identify(results, options["auditor"], options["organisation"])
     json_path = options["json_path"] or options["output"].with_suffix(".json")
-    _write_outputs(results, json_path, options["output"])
+    _write_outputs(results, json_path, options["output"], key)
     click.echo(summary_line(results), err=True)
     click.echo(f"auditor: wrote {options['output']} and {json_path}", err=True)
     sys.exit(EXIT_OK if results.verdict.passed else EXIT_GATE_FAILED)
 
 
-def _write_outputs(results: Any, json_path: Path, html_path: Path) -> None:
-    """Write the JSON first, so the measurements survive a report that cannot be written."""
-    from auditor.report import write_report
-    from auditor.results import write_json
+def _signing_key(path: Path | None) -> Any:
+    from auditor.integrity import load_signing_key
 
+    return load_signing_key(path) if path is not None else None
+
+
+def _with_policy(options: dict[str, Any], rules: Any) -> dict[str, Any]:
+    """Return `options` with the policy's [audit] settings; a conflicting flag is an error."""
+    if rules is None:
+        return options
+    source = click.get_current_context().get_parameter_source
+    given = {name for name in ("suite", "tolerances", "seed") if _explicit(source(name))}
+    out = dict(options)
+    for key, name in (("suite", "suite"), ("tolerance", "tolerances"), ("seed", "seed")):
+        if key not in rules.audit:
+            continue
+        value = tuple(rules.audit[key]) if key == "tolerance" else rules.audit[key]
+        if name in given and options[name] != value:
+            raise ConfigError(
+                f"--{key} {options[name]!r} conflicts with {key} = {rules.audit[key]!r} "
+                f"in the policy {rules.path}; drop one of them"
+            )
+        out[name] = value
+    if rules.audit.get("suite") and not options["perturbations"]:
+        from auditor.perturbations import SUITES
+
+        if rules.audit["suite"] not in SUITES:
+            raise ConfigError(
+                f"policy {rules.path}: unknown suite {rules.audit['suite']!r}; "
+                f"expected one of {', '.join(sorted(SUITES))}"
+            )
+    # the gates' RR tolerances must be measured; the headline must be one of them
+    tolerances = tuple(sorted(set(out["tolerances"]) | set(rules.tolerances())))
+    out["tolerances"] = tolerances
+    if out["headline_tolerance"] not in tolerances:
+        if _explicit(source("headline_tolerance")):
+            out["tolerances"] = tuple(sorted({*tolerances, out["headline_tolerance"]}))
+        else:
+            out["headline_tolerance"] = min(tolerances, key=lambda b: abs(b - 0.1))
+    return out
+
+
+def _explicit(source: Any) -> bool:
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def _write_outputs(results: Any, json_path: Path, html_path: Path, key: Any = None) -> None:
+    """Write the JSON first, so the measurements survive a report that cannot be written."""
+    from auditor.results import to_json, write_atomic
+
+    text = to_json(results)
     try:
-        write_json(results, json_path)
+        write_atomic(json_path, text)
     except OSError as exc:
         raise OutputError(f"cannot write the results to {json_path}: {exc.strerror}") from exc
     try:
-        write_report(results, html_path)
+        _write_html(results, text, html_path, key)
+    except OutputError as exc:
+        raise OutputError(f"{exc}; the results were saved to {json_path}") from exc
+
+
+def _write_html(results: Any, json_text: str, html_path: Path, key: Any) -> None:
+    """Render the report embedding `json_text`, signed with `key` when one is given."""
+    from auditor.integrity import digest, sign
+    from auditor.report import render_html
+    from auditor.results import write_atomic
+
+    signature = sign(digest(json_text), key) if key is not None else None
+    try:
+        write_atomic(html_path, render_html(results, signature, json_text))
     except OSError as exc:
-        raise OutputError(
-            f"cannot write the report to {html_path}: {exc.strerror}; the results were "
-            f"saved to {json_path}"
-        ) from exc
+        raise OutputError(f"cannot write the report to {html_path}: {exc.strerror}") from exc
 
 
 def _config_from(options: dict[str, Any]) -> AuditConfig:
@@ -305,3 +393,86 @@ def list_perturbations(suite: str | None) -> None:
         p = REGISTRY[name]
         levels = "; ".join(", ".join(f"{k}={v:.4g}" for k, v in lv.items()) for lv in p.levels)
         click.echo(f"{p.name}\t{p.family}\t{p.description}\t{levels}")
+
+
+@main.command()
+@click.argument("results_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="HTML report to write.",
+)
+@_identity_options
+@_reports_errors
+def render(results_path: Path, output: Path, **options: Any) -> None:
+    """Re-render the HTML report of saved results (no model needed), as a new issue."""
+    from auditor import provenance
+    from auditor.results import to_json
+
+    key = _signing_key(options["sign_key"])
+    results = provenance.identify(
+        _load_results(results_path), options["auditor"], options["organisation"]
+    )
+    _write_html(results, to_json(results), output, key)
+    click.echo(f"auditor: wrote {output}", err=True)
+
+
+def _load_results(path: Path) -> Any:
+    from auditor.results import load_json
+
+    try:
+        return load_json(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the results {path}: {exc.strerror}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+
+
+@main.command()
+@click.argument(
+    "results_paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="HTML comparison to write.",
+)
+@_reports_errors
+def compare(results_paths: tuple[Path, ...], output: Path) -> None:
+    """Compare audits of several models on the same data and configuration."""
+    from auditor.compare import compare_results, render_compare
+    from auditor.results import write_atomic
+
+    audits = [(path, _load_results(path)) for path in results_paths]
+    comparison = compare_results(audits)
+    try:
+        write_atomic(output, render_compare(comparison))
+    except OSError as exc:
+        raise OutputError(f"cannot write the comparison to {output}: {exc.strerror}") from exc
+    click.echo(f"auditor: wrote {output}", err=True)
+
+
+@main.command()
+@click.argument("report_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ed25519 public key (PEM): also check the report's signature.",
+)
+@_reports_errors
+def verify(report_path: Path, public_key: Path | None) -> None:
+    """Check an archived report: exit 0 intact, 1 altered, 2 unreadable."""
+    from auditor.integrity import verify_report
+
+    outcome = verify_report(report_path, public_key)
+    for note in outcome.notes:
+        click.echo(f"auditor: {note}", err=True)
+    for problem in outcome.problems:
+        click.echo(f"auditor: ALTERED: {problem}", err=True)
+    if outcome.intact:
+        click.echo(f"auditor: {report_path}: intact", err=True)
+    sys.exit(EXIT_OK if outcome.intact else EXIT_ALTERED)
