@@ -155,13 +155,14 @@ def compare_results(audits: list[tuple[Path, AuditResults]]) -> Comparison:
 
 def render_compare(comparison: Comparison) -> str:
     """Return the standalone HTML comparison."""
-    from markupsafe import Markup
-
     from auditor import __version__
-    from auditor.report import _environment, _templates_dir
+    from auditor.report import jinja_environment, stylesheet
 
-    css = Markup((_templates_dir() / "report.css").read_text(encoding="utf-8"))
-    template = _environment().get_template("compare.html")
+    template = jinja_environment().get_template("compare.html")
     return template.render(
-        c=comparison, css=css, version=__version__, key=comparison.reference.headline_key
+        c=comparison,
+        css=stylesheet(),
+        version=__version__,
+        key=comparison.reference.headline_key,
+        labelled=all(a.labelled for a in comparison.audits),
     )

@@ -156,8 +156,10 @@ def _gate(table: Any, number: int, path: Path) -> PolicyGate:
     ):
         raise ConfigError(f"{where}: levels must be a list of level numbers (1, 2, ...)")
     tolerance = table.get("tolerance")
-    if tolerance is not None and (metric != "rr" or not _is_rate(tolerance)):
-        raise ConfigError(f"{where}: tolerance is for metric rr and must be in [0, 1]")
+    if tolerance is not None and not _is_rate(tolerance):
+        raise ConfigError(f"{where}: tolerance must be a number in [0, 1]")
+    if metric != "rr":
+        tolerance = None  # the spec's own example sets it on an ra gate: it means nothing there
     perturbation = table.get("perturbation", "*")
     if not isinstance(perturbation, str):
         raise ConfigError(f"{where}: perturbation must be a name or a glob")

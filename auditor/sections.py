@@ -192,7 +192,7 @@ CROSSWALK: list[tuple[str, str, str, str]] = [
         "results relate only to the items tested",
         "identification",
     ),
-    ("ISO/IEC 17025:2017", "7.8.2.1 m", "the results, with units where relevant", "results"),
+    ("ISO/IEC 17025:2017", "7.8.2.1 m", "the results, with units where relevant", "levels"),
     (
         "ISO/IEC 17025:2017",
         "7.8.2.1 n",
@@ -205,7 +205,7 @@ CROSSWALK: list[tuple[str, str, str, str]] = [
         "identification of the person(s) authorizing the report",
         "signature",
     ),
-    ("ISO/IEC 17025:2017", "7.8.3.1 c", "measurement uncertainty (here: 95% intervals)", "results"),
+    ("ISO/IEC 17025:2017", "7.8.3.1 c", "measurement uncertainty (here: 95% intervals)", "levels"),
     (
         "ISO/IEC 17025:2017",
         "7.8.6",
@@ -218,7 +218,7 @@ CROSSWALK: list[tuple[str, str, str, str]] = [
         "validation and testing procedures; test data and its main characteristics",
         "data",
     ),
-    ("EU AI Act Annex IV", "2(g)", "metrics used to measure accuracy and robustness", "results"),
+    ("EU AI Act Annex IV", "2(g)", "metrics used to measure accuracy and robustness", "levels"),
     (
         "EU AI Act Annex IV",
         "2(g)",
@@ -232,14 +232,14 @@ CROSSWALK: list[tuple[str, str, str, str]] = [
         "ISO/IEC TR 24029-1",
         "conduct and analyse",
         "test results and their interpretation",
-        "results",
+        "levels",
     ),
-    ("NIST AI RMF", "MEASURE 2.1", "test sets, metrics and tools documented", "environment"),
+    ("NIST AI RMF", "MEASURE 2.1", "test sets, metrics and tools documented", "configuration"),
     (
         "NIST AI RMF",
         "MEASURE 2.3",
         "performance measured and documented, with uncertainty",
-        "results",
+        "levels",
     ),
     (
         "NIST AI RMF",
@@ -251,6 +251,6 @@ CROSSWALK: list[tuple[str, str, str, str]] = [
         "Model Cards",
         "quantitative analyses",
         "disaggregated metrics with confidence intervals",
-        "results",
+        "levels",
     ),
 ]

@@ -93,7 +93,7 @@ def test_required_keys_of_the_interface_spec(binary_model, data_dir, tmp_path):
         "auc",
     } <= set(data["results"][0])
     assert {"p50", "p90", "max"} == set(data["results"][0]["delta_quantiles"])
-    assert {"passed", "gates"} == set(data["verdict"])
+    assert {"passed", "gates"} <= set(data["verdict"])
     assert load_json(tmp_path / "r.json").results[0].perturbation == "contrast"
 
 
