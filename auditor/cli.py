@@ -331,20 +331,22 @@ def _write_outputs(results: Any, json_path: Path, html_path: Path, key: Any = No
     except OSError as exc:
         raise OutputError(f"cannot write the results to {json_path}: {exc.strerror}") from exc
     try:
-        _write_html(results, text, html_path, key)
+        _write_html(text, html_path, key)
     except OutputError as exc:
         raise OutputError(f"{exc}; the results were saved to {json_path}") from exc
 
 
-def _write_html(results: Any, json_text: str, html_path: Path, key: Any) -> None:
+def _write_html(json_text: str, html_path: Path, key: Any) -> None:
     """Render the report embedding `json_text`, signed with `key` when one is given."""
     from auditor.integrity import digest, sign
     from auditor.report import render_html
-    from auditor.results import write_atomic
+    from auditor.results import from_json, write_atomic
 
     signature = sign(digest(json_text), key) if key is not None else None
+    # rendered from the JSON text itself, exactly as `verify` will re-render it
+    html = render_html(from_json(json_text), signature, json_text)
     try:
-        write_atomic(html_path, render_html(results, signature, json_text))
+        write_atomic(html_path, html)
     except OSError as exc:
         raise OutputError(f"cannot write the report to {html_path}: {exc.strerror}") from exc
 
@@ -415,7 +417,7 @@ def render(results_path: Path, output: Path, **options: Any) -> None:
     results = provenance.identify(
         _load_results(results_path), options["auditor"], options["organisation"]
     )
-    _write_html(results, to_json(results), output, key)
+    _write_html(to_json(results), output, key)
     click.echo(f"auditor: wrote {output}", err=True)
 
 

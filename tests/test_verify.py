@@ -205,3 +205,12 @@ def test_old_results_render_and_verify(tmp_path):
     assert "These results record no per-sample changes" in text
     assert "No determinism probe was recorded" in text
     assert run("verify", out).exit_code == EXIT_OK
+
+
+def test_render_refuses_unreadable_results_with_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "something/else"}')
+    for path in (bad, tmp_path / "missing.json"):
+        result = run("render", path, "-o", tmp_path / "x.html")
+        assert result.exit_code == EXIT_CANNOT_RUN, result.output
+        assert result.stderr.startswith("auditor: error: ") and result.stderr.count("\n") == 1
