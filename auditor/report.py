@@ -241,6 +241,8 @@ def _context(
         "session_options": sections.session_options(results),
         "external_data": results.model.get("external_data") or [],
         "crosswalk": sections.CROSSWALK,
+        "section_titles": sections.SECTION_TITLES,
+        "deviations": sections.deviations(results),
         "policy": results.verdict.policy,
     }
 

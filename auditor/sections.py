@@ -83,6 +83,38 @@ def not_assessed(results: AuditResults) -> list[str]:
     return items
 
 
+def deviations(results: AuditResults) -> list[str]:
+    """Return the exclusions and departures from a full run of the stated method."""
+    items = []
+    if results.status != "complete":
+        progress = results.progress or {}
+        items.append(
+            f"The audit was interrupted after {progress.get('done', '?')} of "
+            f"{progress.get('total', '?')} work units; untested levels are missing."
+        )
+    if results.config.get("limit"):
+        items.append(f"At most {results.config['limit']} samples were audited (--limit).")
+    skipped = results.data.get("n_skipped") or 0
+    if skipped:
+        items.append(f"{skipped} data file(s) could not be used and were excluded (see Data).")
+    if (results.config.get("repeats") or 1) == 1:
+        items.append("One random draw per sample and level (repeats = 1), not a search over draws.")
+    return items
+
+
+SECTION_TITLES = {
+    "identification": "Identification",
+    "method": "Method",
+    "model": "The item tested",
+    "data": "Data",
+    "levels": "Every perturbation and level",
+    "verdict": "Gates and verdict",
+    "configuration": "Configuration and environment",
+    "not-assessed": "Not assessed",
+    "signature": "Signature",
+}
+
+
 def _half(ci: Any) -> float | None:
     return (ci[1] - ci[0]) / 2 if ci and len(ci) == 2 else None
 

@@ -212,3 +212,18 @@ def test_visible_report_keeps_full_manifest_out(results, html):
     assert results.data["manifest_sha256"] in shown
     assert results.data["manifest"][0]["sha256"] not in shown
     assert results.data["manifest"][0]["sha256"] in html  # in the embedded JSON
+
+
+def test_deviations_are_listed_in_the_method(results, html):
+    text = section(html, "method")
+    assert "2 data file(s) could not be used" in text and "repeats = 1" in text
+    cut = dataclasses.replace(
+        results,
+        status="incomplete",
+        progress={"done": 10, "total": 40},
+        config={**results.config, "limit": 50},
+    )
+    items = sections.deviations(cut)
+    assert any("interrupted after 10 of 40" in item for item in items)
+    assert any("At most 50 samples" in item for item in items)
+    assert "interrupted after 10 of 40" in render_html(cut)  # also among the warnings
