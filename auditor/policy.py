@@ -191,6 +191,8 @@ def decide(value: float | None, ci: list[float] | None, gate: PolicyGate) -> str
 def apply(results: AuditResults, policy: Policy) -> AuditResults:
     """Return `results` with the verdict of the policy's gates added to any quick gates."""
     gates = [*results.verdict.gates, *(evaluate_gate(results, g) for g in policy.gates)]
+    if results.status != "complete":
+        gates.append(_completion_gate(results))
     rule = DECISION_RULE
     if results.verdict.gates:
         rule = f"{DECISION_RULE} {QUICK_RULE}"
@@ -199,6 +201,22 @@ def apply(results: AuditResults, policy: Policy) -> AuditResults:
 
 
 _RANK = {PASS: 0, INCONCLUSIVE: 1, FAIL: 2}
+
+
+def _completion_gate(results: AuditResults) -> Gate:
+    """An interrupted audit cannot pass a policy: what was not run was not shown to pass."""
+    done, total = results.progress.get("done"), results.progress.get("total")
+    share = done / total if isinstance(done, int) and isinstance(total, int) and total else None
+    where = f"{done} of {total} work units run" if share is not None else "interrupted"
+    return Gate(
+        "the audit ran to completion",
+        "completion",
+        1.0,
+        share,
+        False,
+        where,
+        outcome=INCONCLUSIVE,
+    )
 
 
 def evaluate_gate(results: AuditResults, gate: PolicyGate) -> Gate:

@@ -10,6 +10,7 @@ Chromium is not installed; CI installs Debian's `chromium` package.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
+from auditor.compare import compare_results, render_compare
 from auditor.report import render_html
 from auditor.results import load_json
 
@@ -99,10 +101,17 @@ def test_detectors_fire_on_a_page_built_to_trip_them(out):
     assert any("Content Security Policy" in line for line in console(stderr))
 
 
+def screenshot_dir(out: Path) -> Path:
+    """Where screenshots go: $AUDITOR_ARTIFACTS when set (CI keeps them), else a temp dir."""
+    chosen = Path(os.environ.get("AUDITOR_ARTIFACTS") or out)
+    chosen.mkdir(parents=True, exist_ok=True)
+    return chosen
+
+
 def test_report_loads_nothing_logs_nothing_and_renders(out):
     report = out / "report.html"
     report.write_text(render_html(load_json(GOLD)))
-    shot = out / "report.png"
+    shot = screenshot_dir(out) / "report.png"
     stderr, requests = browse(report, out, f"--screenshot={shot}", "--window-size=1280,2400")
     assert requests == []
     assert console(stderr) == []
@@ -110,6 +119,17 @@ def test_report_loads_nothing_logs_nothing_and_renders(out):
     assert image is not None and image.shape[:2] == (2400, 1280)
     # text was drawn: dark ink on the white page, not a blank or error screen
     assert (image.min(axis=2) < 80).mean() > 0.01 and np.median(image) > 200
+
+
+def test_comparison_loads_nothing_and_logs_nothing(out):
+    results = load_json(GOLD)
+    audits = [(Path("a.json"), results), (Path("b.json"), results)]
+    page = out / "compare.html"
+    page.write_text(render_compare(compare_results(audits)))
+    shot = screenshot_dir(out) / "compare.png"
+    stderr, requests = browse(page, out, f"--screenshot={shot}", "--window-size=1280,1600")
+    assert requests == [] and console(stderr) == []
+    assert shot.stat().st_size > 10_000
 
 
 def test_report_prints_on_a4(out):

@@ -211,3 +211,11 @@ def test_a_bad_policy_exits_2_before_the_audit(binary_model, data_dir, tmp_path)
     result, data = audit(binary_model, data_dir, tmp_path, "[[gate]]\nmetric = 'ra'\n")
     assert result.exit_code == EXIT_CANNOT_RUN and data is None
     assert result.stderr.startswith("auditor: error: policy") and result.stderr.count("\n") == 1
+
+
+def test_an_interrupted_audit_cannot_pass(results, tmp_path):
+    rules = policy.load_policy(write(tmp_path, "[[gate]]\nmetric = 'ra'\nmin = 0.2\n"))
+    cut = dataclasses.replace(results, status="incomplete", progress={"done": 5, "total": 20})
+    verdict = policy.apply(cut, rules).verdict
+    assert verdict.result == "INCONCLUSIVE" and not verdict.passed
+    assert verdict.gates[-1].where == "5 of 20 work units run" and verdict.gates[-1].value == 0.25
