@@ -283,38 +283,13 @@ def _signing_key(path: Path | None) -> Any:
 
 def _with_policy(options: dict[str, Any], rules: Any) -> dict[str, Any]:
     """Return `options` with the policy's [audit] settings; a conflicting flag is an error."""
+    from auditor.policy import merge_settings
+
     if rules is None:
         return options
     source = click.get_current_context().get_parameter_source
-    given = {name for name in ("suite", "tolerances", "seed") if _explicit(source(name))}
-    out = dict(options)
-    for key, name in (("suite", "suite"), ("tolerance", "tolerances"), ("seed", "seed")):
-        if key not in rules.audit:
-            continue
-        value = tuple(rules.audit[key]) if key == "tolerance" else rules.audit[key]
-        if name in given and options[name] != value:
-            raise ConfigError(
-                f"--{key} {options[name]!r} conflicts with {key} = {rules.audit[key]!r} "
-                f"in the policy {rules.path}; drop one of them"
-            )
-        out[name] = value
-    if rules.audit.get("suite") and not options["perturbations"]:
-        from auditor.perturbations import SUITES
-
-        if rules.audit["suite"] not in SUITES:
-            raise ConfigError(
-                f"policy {rules.path}: unknown suite {rules.audit['suite']!r}; "
-                f"expected one of {', '.join(sorted(SUITES))}"
-            )
-    # the gates' RR tolerances must be measured; the headline must be one of them
-    tolerances = tuple(sorted(set(out["tolerances"]) | set(rules.tolerances())))
-    out["tolerances"] = tolerances
-    if out["headline_tolerance"] not in tolerances:
-        if _explicit(source("headline_tolerance")):
-            out["tolerances"] = tuple(sorted({*tolerances, out["headline_tolerance"]}))
-        else:
-            out["headline_tolerance"] = min(tolerances, key=lambda b: abs(b - 0.1))
-    return out
+    names = ("suite", "tolerances", "seed", "headline_tolerance")
+    return merge_settings(options, {name for name in names if _explicit(source(name))}, rules)
 
 
 def _explicit(source: Any) -> bool:

@@ -119,6 +119,42 @@ def load_policy(path: Path) -> Policy:
     return Policy(str(path), hashlib.sha256(raw).hexdigest(), audit, parsed)
 
 
+def merge_settings(options: dict[str, Any], given: set[str], rules: Policy) -> dict[str, Any]:
+    """Return `check` options with the policy's [audit] settings and the gates' tolerances.
+
+    `given` names the options set explicitly on the command line: one that contradicts
+    the policy is an error, since the policy is what the report says was audited.
+    """
+    out = dict(options)
+    for key, name in (("suite", "suite"), ("tolerance", "tolerances"), ("seed", "seed")):
+        if key not in rules.audit:
+            continue
+        value = tuple(rules.audit[key]) if key == "tolerance" else rules.audit[key]
+        if name in given and options[name] != value:
+            raise ConfigError(
+                f"--{key} {options[name]!r} conflicts with {key} = {rules.audit[key]!r} "
+                f"in the policy {rules.path}; drop one of them"
+            )
+        out[name] = value
+    if rules.audit.get("suite") and not options.get("perturbations"):
+        from auditor.perturbations import SUITES
+
+        if rules.audit["suite"] not in SUITES:
+            raise ConfigError(
+                f"policy {rules.path}: unknown suite {rules.audit['suite']!r}; "
+                f"expected one of {', '.join(sorted(SUITES))}"
+            )
+    # the gates' RR tolerances must be measured, and the headline must be one of them
+    tolerances = tuple(sorted(set(out["tolerances"]) | set(rules.tolerances())))
+    out["tolerances"] = tolerances
+    if out["headline_tolerance"] not in tolerances:
+        if "headline_tolerance" in given:
+            out["tolerances"] = tuple(sorted({*tolerances, out["headline_tolerance"]}))
+        else:
+            out["headline_tolerance"] = min(tolerances, key=lambda b: abs(b - 0.1))
+    return out
+
+
 def _audit_table(table: Any, path: Path) -> dict[str, Any]:
     if not isinstance(table, dict) or set(table) - set(AUDIT_KEYS):
         raise ConfigError(f"policy {path}: [audit] may set only {', '.join(AUDIT_KEYS)}")

@@ -219,3 +219,26 @@ def test_an_interrupted_audit_cannot_pass(results, tmp_path):
     verdict = policy.apply(cut, rules).verdict
     assert verdict.result == "INCONCLUSIVE" and not verdict.passed
     assert verdict.gates[-1].where == "5 of 20 work units run" and verdict.gates[-1].value == 0.25
+
+
+def test_merge_settings(tmp_path):
+    rules = policy.load_policy(
+        write(tmp_path, "[audit]\nsuite = 'quick'\ntolerance = [0.05]\nseed = 7\n")
+    )
+    options = {
+        "suite": "all",
+        "tolerances": (0.01, 0.1),
+        "seed": 0,
+        "headline_tolerance": 0.1,
+        "perturbations": (),
+    }
+    merged = policy.merge_settings(options, set(), rules)
+    assert merged["suite"] == "quick" and merged["seed"] == 7
+    assert merged["tolerances"] == (0.05,) and merged["headline_tolerance"] == 0.05
+    explicit = policy.merge_settings(options, {"headline_tolerance"}, rules)
+    assert explicit["tolerances"] == (0.05, 0.1) and explicit["headline_tolerance"] == 0.1
+    with pytest.raises(ConfigError, match="conflicts with suite"):
+        policy.merge_settings(options, {"suite"}, rules)
+    unknown = policy.load_policy(write(tmp_path, "[audit]\nsuite = 'nope'\n"))
+    with pytest.raises(ConfigError, match="unknown suite 'nope'"):
+        policy.merge_settings(options, set(), unknown)
