@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,15 @@ def test_render_refuses_unreadable_results_with_one_line(tmp_path):
         result = run("render", path, "-o", tmp_path / "x.html")
         assert result.exit_code == EXIT_CANNOT_RUN, result.output
         assert result.stderr.startswith("auditor: error: ") and result.stderr.count("\n") == 1
+
+
+def test_another_version_checks_the_digest_only_and_says_so(report):
+    text = re.sub(
+        r'<meta name="auditor-generator" content="[^"]*">',
+        '<meta name="auditor-generator" content="0.0.9">',
+        report.read_text(),
+    )
+    report.write_text(text)
+    result = run("verify", report)
+    assert result.exit_code == EXIT_OK
+    assert "checked the digest and signature only" in result.stderr
