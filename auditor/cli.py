@@ -42,6 +42,7 @@ from auditor.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, LAYOUTS, PAD_ALIG
 from auditor.video import AGGREGATES
 
 F = TypeVar("F", bound=Callable[..., Any])
+EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
 
 
 def _reports_errors(command: F) -> F:
@@ -178,6 +179,23 @@ def _suite_names() -> list[str]:
     from auditor.perturbations import SUITES
 
     return sorted(SUITES)
+
+
+def _identity_options(command: F) -> F:
+    """Add `--auditor`, `--organisation` and `--sign-key`, shared by check and render."""
+    for decorator in reversed(
+        [
+            click.option("--auditor", help="Responsible person, shown in the signature block."),
+            click.option("--organisation", help="Issuing organisation, shown in the report."),
+            click.option(
+                "--sign-key",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Ed25519 private key (PEM) that signs the results digest.",
+            ),
+        ]
+    ):
+        command = decorator(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -345,34 +363,57 @@ def _show_warnings_as_lines() -> None:
     metavar="ADDRESS",
     help="--engine ray: the cluster's head (HOST:PORT or auto) [default: a private local Ray].",
 )
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML policy: [audit] suite/tolerance/seed and [[gate]] rules decided on intervals.",
+)
+@_identity_options
 @_reports_errors
 def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the HTML report and results JSON."""
+    from auditor import policy
     from auditor.engine import AuditInterrupted, run_audit
     from auditor.progress import ProgressBar
     from auditor.report import summary_line
 
+    rules = policy.load_policy(options["policy_path"]) if options["policy_path"] else None
+    key = _signing_key(options["sign_key"])  # before the audit: a bad key fails fast
     json_path = options["json_path"] or options["output"].with_suffix(".json")
-    config = _config_from(options, json_path.with_name(json_path.name + ".journal"))
+    journal = json_path.with_name(json_path.name + ".journal")
+    config = _config_from(_with_policy(options, rules), journal)
     if config.ray_address and config.engine != "ray":
         raise ConfigError("--ray-address needs --engine ray")
     if config.engine == "ray":
         from auditor.distributed import run_audit_ray as run_audit
     try:
-        results = run_audit(config, ProgressBar("auditing"))
+        results = _issued(run_audit(config, ProgressBar("auditing")), rules, options)
     except AuditInterrupted as stop:
-        _report_interrupted(stop, json_path, options["output"])
-    _write_outputs(results, json_path, options["output"])
+        partial = _issued(stop.results, rules, options) if stop.results is not None else None
+        _report_interrupted(stop, partial, json_path, options["output"], key)
+    _write_outputs(results, json_path, options["output"], key)
     click.echo(summary_line(results), err=True)
     click.echo(f"auditor: wrote {options['output']} and {json_path}", err=True)
     sys.exit(EXIT_OK if results.verdict.passed else EXIT_GATE_FAILED)
 
 
-def _report_interrupted(stop: Any, json_path: Path, html_path: Path) -> None:
+def _issued(results: Any, rules: Any, options: dict[str, Any]) -> Any:
+    """Apply the policy's gates to `results`, then give them a report identity."""
+    from auditor import policy, provenance
+
+    if rules is not None:
+        results = policy.apply(results, rules)
+    return provenance.identify(results, options["auditor"], options["organisation"])
+
+
+def _report_interrupted(
+    stop: Any, partial: Any, json_path: Path, html_path: Path, key: Any
+) -> None:
     """Write what an interrupted audit did, marked incomplete; say how to resume; exit 2."""
     done = f"{stop.done} of {stop.total} work units"
-    if stop.results is not None:
-        _write_outputs(stop.results, json_path, html_path)
+    if partial is not None:
+        _write_outputs(partial, json_path, html_path, key)
         click.echo(
             f"auditor: interrupted after {done}; wrote a partial report marked "
             f"INCOMPLETE to {html_path} and {json_path}",
@@ -385,22 +426,55 @@ def _report_interrupted(stop: Any, json_path: Path, html_path: Path) -> None:
     sys.exit(EXIT_CANNOT_RUN)
 
 
-def _write_outputs(results: Any, json_path: Path, html_path: Path) -> None:
-    """Write the JSON first, so the measurements survive a report that cannot be written."""
-    from auditor.report import write_report
-    from auditor.results import write_json
+def _signing_key(path: Path | None) -> Any:
+    from auditor.integrity import load_signing_key
 
+    return load_signing_key(path) if path is not None else None
+
+
+def _with_policy(options: dict[str, Any], rules: Any) -> dict[str, Any]:
+    """Return `options` with the policy's [audit] settings; a conflicting flag is an error."""
+    from auditor.policy import merge_settings
+
+    if rules is None:
+        return options
+    source = click.get_current_context().get_parameter_source
+    names = ("suite", "tolerances", "seed", "headline_tolerance")
+    return merge_settings(options, {name for name in names if _explicit(source(name))}, rules)
+
+
+def _explicit(source: Any) -> bool:
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def _write_outputs(results: Any, json_path: Path, html_path: Path, key: Any = None) -> None:
+    """Write the JSON first, so the measurements survive a report that cannot be written."""
+    from auditor.results import to_json, write_atomic
+
+    text = to_json(results)
     try:
-        write_json(results, json_path)
+        write_atomic(json_path, text)
     except OSError as exc:
         raise OutputError(f"cannot write the results to {json_path}: {exc.strerror}") from exc
     try:
-        write_report(results, html_path)
+        _write_html(text, html_path, key)
+    except OutputError as exc:
+        raise OutputError(f"{exc}; the results were saved to {json_path}") from exc
+
+
+def _write_html(json_text: str, html_path: Path, key: Any) -> None:
+    """Render the report embedding `json_text`, signed with `key` when one is given."""
+    from auditor.integrity import digest, sign
+    from auditor.report import render_html
+    from auditor.results import from_json, write_atomic
+
+    signature = sign(digest(json_text), key) if key is not None else None
+    # rendered from the JSON text itself, exactly as `verify` will re-render it
+    html = render_html(from_json(json_text), signature, json_text)
+    try:
+        write_atomic(html_path, html)
     except OSError as exc:
-        raise OutputError(
-            f"cannot write the report to {html_path}: {exc.strerror}; the results were "
-            f"saved to {json_path}"
-        ) from exc
+        raise OutputError(f"cannot write the report to {html_path}: {exc.strerror}") from exc
 
 
 def _model_options_from(options: dict[str, Any]) -> ModelOptions:
@@ -484,3 +558,86 @@ def list_perturbations(suite: str | None, tsv: bool) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+
+
+@main.command()
+@click.argument("results_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="HTML report to write.",
+)
+@_identity_options
+@_reports_errors
+def render(results_path: Path, output: Path, **options: Any) -> None:
+    """Re-render the HTML report of saved results (no model needed), as a new issue."""
+    from auditor import provenance
+    from auditor.results import to_json
+
+    key = _signing_key(options["sign_key"])
+    results = provenance.identify(
+        _load_results(results_path), options["auditor"], options["organisation"]
+    )
+    _write_html(to_json(results), output, key)
+    click.echo(f"auditor: wrote {output}", err=True)
+
+
+def _load_results(path: Path) -> Any:
+    from auditor.results import load_json
+
+    try:
+        return load_json(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the results {path}: {exc.strerror}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+
+
+@main.command()
+@click.argument(
+    "results_paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="HTML comparison to write.",
+)
+@_reports_errors
+def compare(results_paths: tuple[Path, ...], output: Path) -> None:
+    """Compare audits of several models on the same data and configuration."""
+    from auditor.compare import compare_results, render_compare
+    from auditor.results import write_atomic
+
+    audits = [(path, _load_results(path)) for path in results_paths]
+    comparison = compare_results(audits)
+    try:
+        write_atomic(output, render_compare(comparison))
+    except OSError as exc:
+        raise OutputError(f"cannot write the comparison to {output}: {exc.strerror}") from exc
+    click.echo(f"auditor: wrote {output}", err=True)
+
+
+@main.command()
+@click.argument("report_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ed25519 public key (PEM): also check the report's signature.",
+)
+@_reports_errors
+def verify(report_path: Path, public_key: Path | None) -> None:
+    """Check an archived report: exit 0 intact, 1 altered, 2 unreadable."""
+    from auditor.integrity import verify_report
+
+    outcome = verify_report(report_path, public_key)
+    for note in outcome.notes:
+        click.echo(f"auditor: {note}", err=True)
+    for problem in outcome.problems:
+        click.echo(f"auditor: ALTERED: {problem}", err=True)
+    if outcome.intact:
+        click.echo(f"auditor: {report_path}: intact", err=True)
+    sys.exit(EXIT_OK if outcome.intact else EXIT_ALTERED)

@@ -17,14 +17,13 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from auditor import __version__, charts
-from auditor.results import AuditResults, LevelResult, write_atomic
+from auditor import __version__, charts, sections
+from auditor.integrity import EMBED_ID, digest
+from auditor.results import AuditResults, LevelResult, to_json, write_atomic
+from auditor.sections import FEW_SAMPLES
 
 MISSING = "\u2014"
 SKIPPED_SHOWN = 50  # a data folder full of broken files must not bloat the report
-FEW_SAMPLES = 100  # below this many per class the metrics spec asks for a warning
-# Only inline raster images may reach an <img>: results JSON can come from anywhere.
-_IMAGE_URI = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
 DELTA_NORMS = {
     "linf": "L-inf: the largest change of any class probability",
     "l1": "L1: the sum of the absolute changes of the class probabilities",
@@ -100,11 +99,19 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def jinja_environment() -> jinja2.Environment:
+    """Return the Jinja environment of the report templates, with the report's filters."""
+    return _environment()
+
+
+def stylesheet() -> Markup:
+    """Return the report stylesheet, inlined by every page `auditor` writes."""
+    return Markup((_templates_dir() / "report.css").read_text(encoding="utf-8"))
+
+
 def verdict_word(results: AuditResults) -> str:
-    """Return `PASS`, `FAIL`, or `NO GATES` when nothing was gated."""
-    if not results.verdict.passed:
-        return "FAIL"
-    return "PASS" if results.verdict.gates else "NO GATES"
+    """Return `PASS`, `FAIL`, `INCONCLUSIVE`, or `NO GATES` when nothing was gated."""
+    return results.verdict.result
 
 
 def _worst(
@@ -152,9 +159,7 @@ def _thumbnails(results: AuditResults) -> dict[str, Any] | None:
     if not levels:
         return None
 
-    def safe(uri: Any) -> str | None:
-        return uri if isinstance(uri, str) and _IMAGE_URI.fullmatch(uri) else None
-
+    safe = sections.safe_image
     rows = [(name, [safe(u) for u in uris]) for name, uris in levels.items()]
     width = max(len(uris) for _, uris in rows)
     return {
@@ -174,6 +179,12 @@ def _warnings(results: AuditResults) -> list[str]:
     n = results.clean.get("n") or 0
     if not results.data.get("class_counts") and n < FEW_SAMPLES:
         notes.append(f"Only {n} samples: the intervals are wide.")
+    if results.status != "complete":
+        progress = results.progress or {}
+        notes.append(
+            f"The audit was interrupted after {progress.get('done', '?')} of "
+            f"{progress.get('total', '?')} work units: the results are incomplete."
+        )
     skipped = results.data.get("n_skipped") or 0
     if skipped:
         were = "file was" if skipped == 1 else "files were"
@@ -181,7 +192,9 @@ def _warnings(results: AuditResults) -> list[str]:
     return notes
 
 
-def _context(results: AuditResults) -> dict[str, Any]:
+def _context(
+    results: AuditResults, json_text: str, signature: dict[str, str] | None
+) -> dict[str, Any]:
     """Gather what the templates show, computed once here rather than in Jinja."""
     config = results.config
     skipped = results.data.get("skipped") or []
@@ -191,7 +204,7 @@ def _context(results: AuditResults) -> dict[str, Any]:
     return {
         "r": results,
         "version": __version__,
-        "css": Markup((_templates_dir() / "report.css").read_text(encoding="utf-8")),
+        "css": stylesheet(),
         "verdict": verdict_word(results),
         "labelled": results.labelled,
         "keys": results.tolerance_keys,
@@ -212,14 +225,45 @@ def _context(results: AuditResults) -> dict[str, Any]:
         "command_line": Markup("<code>{}</code>").format(shlex.join(map(str, command)))
         if command
         else MISSING,
+        "ident": results.identification or {},
+        "digest": digest(json_text),
+        "signature": signature,
+        "embed_id": EMBED_ID,
+        # to_json escapes <, > and &, so no string in it can close the <script> block
+        "json_text": Markup(json_text),
+        "method_class": sections.METHOD_CLASS,
+        "threat_model": sections.threat_model(results),
+        "not_assessed": sections.not_assessed(results),
+        "adversarial": sections.adversarial(results),
+        "sample_size": sections.sample_size(results),
+        "moved": sections.moved(results),
+        "environment_rows": sections.environment_rows(results),
+        "session_options": sections.session_options(results),
+        "external_data": results.model.get("external_data") or [],
+        "crosswalk": sections.CROSSWALK,
+        "section_titles": sections.SECTION_TITLES,
+        "deviations": sections.deviations(results),
+        "policy": results.verdict.policy,
     }
 
 
-def render_html(results: AuditResults) -> str:
-    """Return the standalone HTML report of `results`."""
-    return _environment().get_template("report.html").render(_context(results))
+def render_html(
+    results: AuditResults,
+    signature: dict[str, str] | None = None,
+    json_text: str | None = None,
+) -> str:
+    """Return the standalone HTML report of `results`, embedding their JSON.
+
+    `json_text` is the JSON to embed (by default `to_json(results)`); `signature` is what
+    `auditor.integrity.sign` returned for that JSON's digest, shown in the header.
+    """
+    text = to_json(results) if json_text is None else json_text
+    context = _context(results, text, signature)
+    return _environment().get_template("report.html").render(context)
 
 
-def write_report(results: AuditResults, path: Path) -> None:
+def write_report(
+    results: AuditResults, path: Path, signature: dict[str, str] | None = None
+) -> None:
     """Render the report and write it to `path` atomically."""
-    write_atomic(Path(path), render_html(results))
+    write_atomic(Path(path), render_html(results, signature))

@@ -63,12 +63,34 @@ class Gate:
     value: float | None
     passed: bool
     where: str = ""
+    # Policy gates decide on the 95% interval (`auditor.policy`); quick gates on the value.
+    ci: Interval | None = None
+    outcome: str = ""  # "PASS" | "FAIL" | "INCONCLUSIVE"; "" in older JSON: from `passed`
+    bound: str = "min"  # "min": value must reach the threshold; "max": must not exceed it
+    checked: int = 0  # how many perturbation levels the gate was checked at
+
+    @property
+    def result(self) -> str:
+        """Return the gate's outcome, reading older JSON that has only `passed`."""
+        return self.outcome or ("PASS" if self.passed else "FAIL")
 
 
 @dataclass(frozen=True)
 class Verdict:
     passed: bool
     gates: list[Gate] = field(default_factory=list)
+    outcome: str = ""  # "PASS" | "FAIL" | "INCONCLUSIVE" | "NO GATES"; "" in older JSON
+    decision_rule: str = ""  # how the outcome follows from the values and intervals
+    policy: dict[str, Any] | None = None  # {"path", "sha256", "audit", "gates"} when given
+
+    @property
+    def result(self) -> str:
+        """Return the verdict word, reading older JSON that has only `passed`."""
+        if self.outcome:
+            return self.outcome
+        if not self.passed:
+            return "FAIL"
+        return "PASS" if self.gates else "NO GATES"
 
 
 @dataclass(frozen=True)
@@ -100,6 +122,9 @@ class AuditResults:
     # {"n_frames", "clean": {n, accuracy, accuracy_ci}, "levels": [{perturbation, level,
     # n, ra, ra_ci, rr, rr_ci, flip_rate, flip_rate_ci}]}, in the order of `results`.
     frame_results: dict[str, Any] | None = None
+    # Who issued the report and when (`auditor.provenance`): {"report_id", "issued_at",
+    # "auditor", "organisation", "statement"}; empty in results that were never issued.
+    identification: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
 
     @property
@@ -129,7 +154,11 @@ class AuditResults:
         kwargs["summary"] = [_build(PerturbationSummary, s) for s in data.get("summary", [])]
         verdict = data.get("verdict") or {"passed": True, "gates": []}
         kwargs["verdict"] = Verdict(
-            verdict["passed"], [_build(Gate, g) for g in verdict.get("gates", [])]
+            verdict["passed"],
+            [_build(Gate, g) for g in verdict.get("gates", [])],
+            verdict.get("outcome", ""),
+            verdict.get("decision_rule", ""),
+            verdict.get("policy"),
         )
         return cls(**kwargs)
 
@@ -144,17 +173,38 @@ def tolerance_key(b: float) -> str:
     return repr(float(b)) if float(b) != int(b) else str(int(b))
 
 
+# `<`, `>` and `&` only ever occur inside JSON strings, where `\u003c` means the same
+# character: written so, the text can sit in an HTML <script> block that no string can
+# close, and the file on disk is byte for byte the copy embedded in the report.
+_HTML_SAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
 def to_json(results: AuditResults) -> str:
-    """Return the results as indented JSON text."""
-    return json.dumps(results.to_dict(), indent=2, allow_nan=False) + "\n"
+    """Return the results as indented ASCII JSON text, safe to embed in HTML."""
+    text = json.dumps(results.to_dict(), indent=2, allow_nan=False) + "\n"
+    for char, escaped in _HTML_SAFE.items():
+        text = text.replace(char, escaped)
+    return text
+
+
+def from_json(text: str, origin: str = "results") -> AuditResults:
+    """Parse results JSON text; `ValueError` names `origin` when it is not results."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{origin}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{origin}: expected schema {SCHEMA}, found {found!r}")
+    try:
+        return AuditResults.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{origin}: results JSON lacks or mistypes {exc}") from exc
 
 
 def load_json(path: Path) -> AuditResults:
     """Read results written by `write_json`."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if data.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: expected schema {SCHEMA}, found {data.get('schema')!r}")
-    return AuditResults.from_dict(data)
+    return from_json(Path(path).read_text(encoding="utf-8"), str(path))
 
 
 def write_atomic(path: Path, text: str) -> None:

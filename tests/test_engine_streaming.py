@@ -24,7 +24,7 @@ ECHOED = ("batch_size", "workers")
 def comparable(results) -> str:
     """The results JSON less timestamps, environment and the echoed tuning options."""
     data = json.loads(to_json(results))
-    for key in ("created_at", "started_at", "finished_at", "environment"):
+    for key in ("created_at", "started_at", "finished_at", "environment", "identification"):
         data.pop(key)
     for key in ECHOED:
         data["config"].pop(key)

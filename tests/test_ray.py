@@ -28,7 +28,8 @@ from auditor.results import AuditResults, to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "deepfake"
-SCRUBBED = ("created_at", "started_at", "finished_at", "environment")
+# The report identity (id, issue date) is new for every issue of a report.
+SCRUBBED = ("created_at", "started_at", "finished_at", "environment", "identification")
 
 
 def comparable(results: AuditResults | dict) -> dict:

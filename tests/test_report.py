@@ -91,6 +91,12 @@ class Page(HTMLParser):
         return found
 
 
+def visible(html: str) -> str:
+    """Return the report without its embedded results JSON (data, not shown)."""
+    start = html.index('<script type="application/json"')
+    return html[:start] + html[html.index("</script>", start) :]
+
+
 def scrub(text: str) -> str:
     for pattern, replacement in SCRUBS:
         text = pattern.sub(replacement, text)
@@ -166,7 +172,8 @@ def test_self_contained(results: AuditResults, variant: str) -> None:
     assert links, "expected links and images to check"
     for link in links:
         assert link and (link.startswith("data:") or link.startswith("#")), link
-    assert not page.all("script")
+    # the only script is the embedded results: data, never executed
+    assert page.all("script") == [{"type": "application/json", "id": "auditor-results"}]
     assert not [a for _, a in page.tags if any(k.startswith("on") for k in a)]
     assert not page.all("link") and not page.all("iframe") and not page.all("object")
     csp = [m for m in page.all("meta") if m.get("http-equiv") == "Content-Security-Policy"]
@@ -185,7 +192,9 @@ def test_fragment_links_point_at_ids(page: Page) -> None:
 def test_accessible_structure(page: Page) -> None:
     assert page.all("html")[0].get("lang") == "en"
     images = page.all("img")
-    assert len(images) == 12  # clean and five levels for each of two perturbations
+    # clean and five levels for each of two perturbations; two moved samples (clean and
+    # perturbed) for each of two perturbations
+    assert len(images) == 12 + 8
     assert all((img.get("alt") or "").strip() for img in images)
     assert page.tables and all(t["caption"] for t in page.tables)
     assert all(a.get("scope") in ("col", "row", "rowgroup") for a in page.all("th"))
@@ -199,6 +208,20 @@ def test_accessible_structure(page: Page) -> None:
 def test_sections_in_order(html: str) -> None:
     ids = [
         "summary",
+        "identification",
+        "scope-statement",
+        "method",
+        "criteria",
+        "decision-rule",
+        "perturbation-table",
+        "threat-model-h",
+        "not-assessed",
+        "model-table",
+        "external-data",
+        "preprocess-table",
+        "data-table",
+        "skipped-table",
+        "sample-size",
         "charts",
         "chart-ra",
         "chart-rr",
@@ -206,15 +229,19 @@ def test_sections_in_order(html: str) -> None:
         "level-table",
         "binary-table",
         "summary-table",
+        "moved-0",
         "thumbnail-table",
-        "model-table",
-        "preprocess-table",
-        "data-table",
-        "skipped-table",
+        "verdict",
+        "gates",
         "config-table",
         "environment-table",
+        "session-options",
+        "determinism-table",
         "meaning",
+        "crosswalk-table",
+        "signature-table",
         "end-of-report",
+        "auditor-results",
     ]
     positions = [html.index(f'id="{i}"') for i in ids]
     assert positions == sorted(positions)
@@ -226,7 +253,11 @@ def test_title_and_verdict(results: AuditResults, page: Page, html: str) -> None
     assert "detector_a.onnx: FAIL" in title[1]
     assert '<span class="verdict verdict-fail">FAIL</span>' in html
     gates = page.table("gates")
-    assert gates["rows"] == ["ra >= 0.6 at every level", "rr(0.1) >= 0.2 at every level"]
+    assert gates["rows"] == [
+        "ra >= 0.6 at every level",
+        "rr(0.1) >= 0.2 at every level",
+        "RA >= 0.9 at jpeg_compression, levels 1, 2, 3",
+    ]
     passing = dataclasses.replace(
         results, verdict=Verdict(True, [dataclasses.replace(results.verdict.gates[1])])
     )
@@ -315,8 +346,9 @@ def test_unlabelled_shows_note_and_no_ra(results: AuditResults, html: str) -> No
 
 
 def test_without_thumbnails(results: AuditResults) -> None:
-    out = render_html(dataclasses.replace(results, thumbnails={}))
+    out = render_html(dataclasses.replace(results, thumbnails={}, moved={}))
     assert "No thumbnails were saved" in out and "<img" not in out
+    assert "record no per-sample changes" in out
 
 
 def test_only_inline_images_reach_img(results: AuditResults) -> None:
@@ -327,8 +359,14 @@ def test_only_inline_images_reach_img(results: AuditResults) -> None:
             'data:image/png;base64,AAAA" onerror="x',
         ]
     }
-    out = render_html(
-        dataclasses.replace(results, thumbnails={**results.thumbnails, "levels": levels})
+    bad = levels["gaussian_noise"][0]
+    moved = {"gaussian_noise": [{"sample": "a.png", "clean_thumbnail": bad}]}
+    out = visible(
+        render_html(
+            dataclasses.replace(
+                results, thumbnails={**results.thumbnails, "levels": levels}, moved=moved
+            )
+        )
     )
     assert "example.invalid" not in out and "javascript:" not in out and "onerror" not in out
     assert len(Page(out).all("img")) == 1  # the clean image only
@@ -348,9 +386,11 @@ def test_names_from_results_are_escaped(results: AuditResults) -> None:
         verdict=Verdict(False, gates),
     )
     out = render_html(odd)
-    assert "<script" not in out
+    assert out.count("<script") == 1 and "<script>" not in out
+    assert "<script" not in out[out.index("</script>") :]
     page = Page(out)
-    assert not page.all("script")
+    # the only script is the embedded results: data, never executed
+    assert page.all("script") == [{"type": "application/json", "id": "auditor-results"}]
     assert NASTY in "".join(page.text)
 
 

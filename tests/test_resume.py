@@ -46,7 +46,7 @@ def wait_for_records(journal: Path, count: int, process) -> None:
 
 def results_without_times(path: Path) -> dict:
     data = json.loads(path.read_text())
-    for key in ("created_at", "started_at", "finished_at", "environment"):
+    for key in ("created_at", "started_at", "finished_at", "environment", "identification"):
         data.pop(key)
     data["config"].pop("command_line")
     return data

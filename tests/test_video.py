@@ -343,7 +343,7 @@ def comparable(results) -> dict:
     from auditor.results import to_json
 
     data = json.loads(to_json(results))
-    for key in ("created_at", "started_at", "finished_at", "environment"):
+    for key in ("created_at", "started_at", "finished_at", "environment", "identification"):
         data.pop(key)
     for key in ("batch_size", "workers", "command_line"):
         data["config"].pop(key)
@@ -429,7 +429,7 @@ def test_an_interrupted_video_audit_resumes_to_the_same_results(tmp_path):
     assert resumed.returncode == 0, err
     a, b = (json.loads((d / "report.json").read_text()) for d in (whole, killed))
     for data in (a, b):
-        for key in ("created_at", "started_at", "finished_at", "environment"):
+        for key in ("created_at", "started_at", "finished_at", "environment", "identification"):
             data.pop(key)
         for key in ("command_line", "workers", "batch_size"):
             data["config"].pop(key)

@@ -200,6 +200,23 @@ def build() -> AuditResults:
                 "std": [0.229, 0.224, 0.225],
                 "layout": "nchw",
             },
+            "runtime": {
+                "provider": "CPUExecutionProvider",
+                "requested": "auto",
+                "available": ["CPUExecutionProvider"],
+                "fallback": True,
+                "session_options": {
+                    "intra_op_num_threads": 0,
+                    "graph_optimization_level": "ORT_ENABLE_ALL",
+                },
+            },
+            "external_data": [
+                {
+                    "path": "detector_a.onnx.data",
+                    "sha256": hashlib.sha256(b"detector_a.onnx.data").hexdigest(),
+                    "size": 9400000,
+                }
+            ],
             "preprocess_sources": {
                 "size": "model",
                 "resize": "default",
@@ -243,6 +260,11 @@ def build() -> AuditResults:
                     "family": s.family,
                     "description": s.description,
                     "levels": [{s.param: v} for v in s.values],
+                    **(
+                        {"implementation": {"codec": "OpenCV 4.10.0 libjpeg-turbo 3.0.3"}}
+                        if s.family == "digital"
+                        else {}
+                    ),
                 }
                 for s in PERTURBATIONS
             ],
@@ -285,6 +307,9 @@ def build() -> AuditResults:
             "provider": "CPUExecutionProvider",
             "platform": "Linux-6.5.0-x86_64-with-glibc2.35",
             "machine": "x86_64",
+            "os": "Ubuntu 22.04.4 LTS, kernel 6.5.0",
+            "cpu": "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz (16 logical cores)",
+            "gpu": None,
         },
         clean={
             "n": N,
@@ -310,6 +335,36 @@ def build() -> AuditResults:
                 "jpeg_compression": [png((200, 160 - 20 * i, 120)) for i in range(1, 6)],
             },
         },
+        moved={
+            s.name: [
+                {
+                    "sample": f"fake/img_{k + 1:04d}.png",
+                    "level": 5,
+                    "label": "fake",
+                    "delta": round(0.9 - 0.2 * k - 0.3 * j, 6),
+                    "clean_probs": [0.05, 0.95],
+                    "perturbed_probs": [
+                        round(0.05 + 0.9 - 0.2 * k - 0.3 * j, 6),
+                        round(0.95 - 0.9 + 0.2 * k + 0.3 * j, 6),
+                    ],
+                    "clean_thumbnail": png((200, 160 - 10 * k, 120)),
+                    "perturbed_thumbnail": png((150 + 10 * k, 160, 140)),
+                }
+                for k in range(2)
+            ]
+            for j, s in enumerate(PERTURBATIONS)
+        },
+        determinism={"n_samples": 8, "n_evaluations": 88, "max_abs_diff": 0.0, "decision_flips": 0},
+        status="complete",
+        progress={"done": 3300, "total": 3300},
+        identification={
+            "report_id": "5f0c2a9e-3b1d-4c6e-9a7f-2d8e1b4c6a90",
+            "issued_at": "2025-03-14T09:26:54+00:00",
+            "auditor": "A. Reviewer",
+            "organisation": "Example Test Lab",
+            "statement": "The results relate only to the model file and the data identified "
+            "in this report, tested with the method, configuration and environment stated here.",
+        },
         verdict=Verdict(
             False,
             [
@@ -324,7 +379,36 @@ def build() -> AuditResults:
                     True,
                     "gaussian_noise L5",
                 ),
+                Gate(
+                    "RA >= 0.9 at jpeg_compression, levels 1, 2, 3",
+                    "ra",
+                    0.9,
+                    results[7].ra,
+                    False,
+                    "jpeg_compression L3",
+                    ci=results[7].ra_ci,
+                    outcome="INCONCLUSIVE",
+                    bound="min",
+                    checked=3,
+                ),
             ],
+            outcome="FAIL",
+            decision_rule="Each policy gate is decided on the 95% interval of its metric.",
+            policy={
+                "path": "policy.toml",
+                "sha256": hashlib.sha256(b"policy.toml").hexdigest(),
+                "audit": {"seed": 0},
+                "gates": [
+                    {
+                        "metric": "ra",
+                        "perturbation": "jpeg_compression",
+                        "levels": [1, 2, 3],
+                        "min": 0.9,
+                        "max": None,
+                        "tolerance": None,
+                    }
+                ],
+            },
         ),
     )
 

@@ -1,0 +1,212 @@
+"""The report's integrity: the embedded results JSON, its SHA-256, and Ed25519 signatures.
+
+The HTML report embeds its results JSON (the exact text of the `.json` file) in a
+`<script type="application/json">` block and shows that text's SHA-256 in its header.
+`verify_report` recomputes the digest, checks an optional signature over it, and
+re-renders the embedded results to check that the visible report says what they say.
+Signing needs the `cryptography` package (`pip install "auditor[sign]"`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import AuditorError, ConfigError
+
+EMBED_ID = "auditor-results"
+_BLOCK = re.compile(
+    r'<script type="application/json" id="' + EMBED_ID + r'">\n(.*?)</script>', re.S
+)
+_META = re.compile(r'<meta name="(auditor-[a-z0-9-]+)" content="([^"]*)">')
+ALGORITHM = "Ed25519"
+
+
+class ReportUnreadable(AuditorError):
+    """The file is not an auditor report (or not readable at all)."""
+
+
+def digest(text: str) -> str:
+    """Return the hex SHA-256 of `text` as UTF-8: what the report header shows."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _crypto() -> Any:
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+    except ImportError as exc:
+        raise ConfigError(
+            'signing needs the cryptography package: pip install "auditor[sign]"'
+        ) from exc
+    return serialization, ed25519
+
+
+def _raw_public(public_key: Any) -> bytes:
+    serialization, _ = _crypto()
+    raw: bytes = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw
+
+
+def fingerprint(raw_public: bytes) -> str:
+    """Return `SHA256:<hex>` of a raw 32-byte Ed25519 public key."""
+    return "SHA256:" + hashlib.sha256(raw_public).hexdigest()
+
+
+def load_signing_key(key_path: Path) -> Any:
+    """Return the Ed25519 private key in the unencrypted PEM file `key_path`."""
+    serialization, ed25519 = _crypto()
+    try:
+        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the signing key {key_path}: {exc.strerror}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{key_path}: expected an unencrypted PEM private key") from exc
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ConfigError(f"{key_path}: expected an Ed25519 private key")
+    return key
+
+
+def sign(json_digest: str, key: Any) -> dict[str, str]:
+    """Sign the ASCII hex digest with Ed25519 private `key`; return what the report shows."""
+    raw = _raw_public(key.public_key())
+    return {
+        "algorithm": ALGORITHM,
+        "signature": base64.b64encode(key.sign(json_digest.encode("ascii"))).decode("ascii"),
+        "public_key": base64.b64encode(raw).decode("ascii"),
+        "fingerprint": fingerprint(raw),
+    }
+
+
+def load_public_key(path: Path) -> bytes:
+    """Return the raw Ed25519 public key from a PEM file (public or private key)."""
+    serialization, ed25519 = _crypto()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the public key {path}: {exc.strerror}") from exc
+    try:
+        key: Any = serialization.load_pem_public_key(data)
+    except ValueError:
+        try:
+            key = serialization.load_pem_private_key(data, password=None).public_key()
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: expected a PEM Ed25519 public key") from exc
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise ConfigError(f"{path}: expected an Ed25519 public key")
+    return _raw_public(key)
+
+
+def signature_valid(signature: dict[str, str], json_digest: str, raw_public: bytes) -> bool:
+    """Return whether `signature` is a valid Ed25519 signature of the digest by that key."""
+    _, ed25519 = _crypto()
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        key = ed25519.Ed25519PublicKey.from_public_bytes(raw_public)
+        key.verify(base64.b64decode(signature["signature"]), json_digest.encode("ascii"))
+    except (InvalidSignature, ValueError, KeyError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """What a report file carries: its results JSON text, header digest and signature."""
+
+    json_text: str
+    claimed_digest: str
+    generator: str
+    signature: dict[str, str] | None
+
+
+def read_embedded(text: str, origin: str) -> Embedded:
+    """Pull the embedded results and the claimed digest out of a report's HTML."""
+    blocks = _BLOCK.findall(text)
+    meta = {name: html.unescape(value) for name, value in _META.findall(text)}
+    if len(blocks) != 1 or "auditor-results-sha256" not in meta:
+        raise ReportUnreadable(f"{origin}: not an auditor report (no embedded results)")
+    signature = None
+    if "auditor-signature" in meta:
+        signature = {
+            "algorithm": meta.get("auditor-signature-algorithm", ALGORITHM),
+            "signature": meta["auditor-signature"],
+            "public_key": meta.get("auditor-public-key", ""),
+            "fingerprint": meta.get("auditor-public-key-fingerprint", ""),
+        }
+    return Embedded(
+        blocks[0], meta["auditor-results-sha256"], meta.get("auditor-generator", ""), signature
+    )
+
+
+@dataclass
+class Verification:
+    """The outcome of `verify_report`: problems found, and notes on what was checked."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+def verify_report(path: Path, public_key: Path | None = None) -> Verification:
+    """Check the report at `path`: digest, signature (with `public_key`), visible text."""
+    from auditor import __version__
+    from auditor.report import render_html
+    from auditor.results import from_json
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportUnreadable(f"cannot read {path}: {exc}") from exc
+    found = read_embedded(text, str(path))
+    out = Verification()
+    actual = digest(found.json_text)
+    if actual != found.claimed_digest:
+        out.problems.append(
+            f"the embedded results hash to {actual}, the header says {found.claimed_digest}"
+        )
+    _check_signature(found, actual, public_key, out)
+    try:
+        results = from_json(found.json_text, f"{path} (embedded results)")
+    except ValueError as exc:
+        out.problems.append(str(exc))
+        return out
+    if found.generator != __version__:
+        out.notes.append(
+            f"rendered by auditor {found.generator or '?'}, this is {__version__}: checked the "
+            "digest and signature only, not the visible text"
+        )
+    elif render_html(results, signature=found.signature) != text:
+        out.problems.append("the visible report differs from what its embedded results render to")
+    return out
+
+
+def _check_signature(
+    found: Embedded, actual: str, public_key: Path | None, out: Verification
+) -> None:
+    if public_key is None:
+        if found.signature:
+            out.notes.append(
+                f"signed by key {found.signature['fingerprint']}; pass --public-key to check it"
+            )
+        return
+    raw = load_public_key(public_key)
+    if not found.signature:
+        out.problems.append("the report is not signed")
+        return
+    if found.signature.get("fingerprint") != fingerprint(raw):
+        out.problems.append(
+            f"signed by key {found.signature.get('fingerprint')}, not by {fingerprint(raw)}"
+        )
+    elif not signature_valid(found.signature, actual, raw):
+        out.problems.append("the signature does not match the embedded results")
+    else:
+        out.notes.append(f"signature valid, key {fingerprint(raw)}")

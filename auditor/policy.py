@@ -1,0 +1,346 @@
+"""`--policy FILE.toml`: the audit settings and the gates that decide pass/fail.
+
+Each gate is decided on the 95% interval of its metric, not on the point value, so an
+audit on too few samples cannot pass by luck: PASS when the whole interval clears the
+threshold, FAIL when the whole interval misses it, INCONCLUSIVE when it straddles it.
+INCONCLUSIVE exits 1 like FAIL: the model was not shown to pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import ConfigError
+from auditor.gates import FAIL, INCONCLUSIVE, PASS, QUICK_RULE, combine
+from auditor.results import AuditResults, Gate, LevelResult, tolerance_key
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 only
+    import tomli as tomllib
+
+METRICS = ("ra", "rr", "clean_accuracy", "auc", "flip_rate")
+AUDIT_KEYS = ("suite", "tolerance", "seed")
+GATE_KEYS = ("metric", "perturbation", "levels", "min", "max", "tolerance")
+DECISION_RULE = (
+    "Each policy gate is decided on the 95% interval of its metric (Wilson score interval; "
+    "for AUC the Hanley-McNeil normal approximation): PASS when the whole interval clears "
+    "the threshold (lower bound >= min, or upper bound <= max), FAIL when the whole interval "
+    "misses it (upper bound < min, or lower bound > max), INCONCLUSIVE otherwise. A gate "
+    "checked at several levels takes its worst outcome. The verdict is FAIL if any gate "
+    "fails, else INCONCLUSIVE if any gate is inconclusive, else PASS. INCONCLUSIVE exits "
+    "with code 1 like FAIL, because the audit did not show that the model meets the policy; "
+    "more samples narrow the intervals and can settle it."
+)
+
+
+@dataclass(frozen=True)
+class PolicyGate:
+    """One `[[gate]]` table of a policy file."""
+
+    metric: str
+    perturbation: str = "*"
+    levels: tuple[int, ...] | None = None  # None: every level
+    min: float | None = None
+    max: float | None = None
+    tolerance: float | None = None  # for rr
+
+    @property
+    def threshold(self) -> float:
+        return self.min if self.min is not None else float(self.max)  # type: ignore[arg-type]
+
+    def describe(self, headline_key: str) -> str:
+        """Return the gate in words: `RA >= 0.85 at gaussian_* levels 1, 2, 3`."""
+        name = {"ra": "RA", "rr": "RR", "clean_accuracy": "clean accuracy", "auc": "AUC"}.get(
+            self.metric, "flip rate"
+        )
+        if self.metric == "rr":
+            b = tolerance_key(self.tolerance) if self.tolerance is not None else headline_key
+            name += f"(b={b})"
+        op = ">=" if self.min is not None else "<="
+        text = f"{name} {op} {self.threshold:g}"
+        if self.metric == "clean_accuracy":
+            return text
+        where = "every perturbation" if self.perturbation == "*" else self.perturbation
+        levels = (
+            "every level" if self.levels is None else "levels " + ", ".join(map(str, self.levels))
+        )
+        return f"{text} at {where}, {levels}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed policy file: `[audit]` settings and `[[gate]]` rules."""
+
+    path: str
+    sha256: str
+    audit: dict[str, Any]
+    gates: tuple[PolicyGate, ...]
+
+    def tolerances(self) -> tuple[float, ...]:
+        """Return the gates' RR tolerances, which the audit must measure."""
+        return tuple(g.tolerance for g in self.gates if g.tolerance is not None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the policy's JSON form, recorded in the verdict."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "audit": dict(self.audit),
+            "gates": [dataclasses.asdict(g) for g in self.gates],
+        }
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and check the policy file at `path`; `ConfigError` says what is wrong."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the policy {path}: {exc.strerror}") from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"policy {path} is not valid TOML: {exc}") from exc
+    unknown = set(data) - {"audit", "gate"}
+    if unknown:
+        raise ConfigError(f"policy {path}: unknown table(s) {', '.join(sorted(unknown))}")
+    audit = _audit_table(data.get("audit", {}), path)
+    gates = data.get("gate", [])
+    if not isinstance(gates, list):
+        raise ConfigError(f"policy {path}: gates are written [[gate]]")
+    parsed = tuple(_gate(g, i + 1, path) for i, g in enumerate(gates))
+    return Policy(str(path), hashlib.sha256(raw).hexdigest(), audit, parsed)
+
+
+def merge_settings(options: dict[str, Any], given: set[str], rules: Policy) -> dict[str, Any]:
+    """Return `check` options with the policy's [audit] settings and the gates' tolerances.
+
+    `given` names the options set explicitly on the command line: one that contradicts
+    the policy is an error, since the policy is what the report says was audited.
+    """
+    out = dict(options)
+    for key, name in (("suite", "suite"), ("tolerance", "tolerances"), ("seed", "seed")):
+        if key not in rules.audit:
+            continue
+        value = tuple(rules.audit[key]) if key == "tolerance" else rules.audit[key]
+        if name in given and options[name] != value:
+            raise ConfigError(
+                f"--{key} {options[name]!r} conflicts with {key} = {rules.audit[key]!r} "
+                f"in the policy {rules.path}; drop one of them"
+            )
+        out[name] = value
+    if rules.audit.get("suite") and not options.get("perturbations"):
+        from auditor.perturbations import SUITES
+
+        if rules.audit["suite"] not in SUITES:
+            raise ConfigError(
+                f"policy {rules.path}: unknown suite {rules.audit['suite']!r}; "
+                f"expected one of {', '.join(sorted(SUITES))}"
+            )
+    # the gates' RR tolerances must be measured, and the headline must be one of them
+    tolerances = tuple(sorted(set(out["tolerances"]) | set(rules.tolerances())))
+    out["tolerances"] = tolerances
+    if out["headline_tolerance"] not in tolerances:
+        if "headline_tolerance" in given:
+            out["tolerances"] = tuple(sorted({*tolerances, out["headline_tolerance"]}))
+        else:
+            out["headline_tolerance"] = min(tolerances, key=lambda b: abs(b - 0.1))
+    return out
+
+
+def _audit_table(table: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(table, dict) or set(table) - set(AUDIT_KEYS):
+        raise ConfigError(f"policy {path}: [audit] may set only {', '.join(AUDIT_KEYS)}")
+    if "suite" in table and not isinstance(table["suite"], str):
+        raise ConfigError(f"policy {path}: [audit] suite must be a string")
+    if "seed" in table and (isinstance(table["seed"], bool) or not isinstance(table["seed"], int)):
+        raise ConfigError(f"policy {path}: [audit] seed must be an integer")
+    if "tolerance" in table:
+        tol = table["tolerance"]
+        tol = tol if isinstance(tol, list) else [tol]
+        if not tol or not all(_is_rate(b) for b in tol):
+            raise ConfigError(f"policy {path}: [audit] tolerance must be numbers in [0, 1]")
+        table = {**table, "tolerance": [float(b) for b in tol]}
+    return dict(table)
+
+
+def _gate(table: Any, number: int, path: Path) -> PolicyGate:
+    where = f"policy {path}, gate {number}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    if set(table) - set(GATE_KEYS):
+        unknown = ", ".join(sorted(set(table) - set(GATE_KEYS)))
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected {', '.join(GATE_KEYS)}")
+    metric = table.get("metric")
+    if metric not in METRICS:
+        raise ConfigError(f"{where}: metric must be one of {', '.join(METRICS)}, found {metric!r}")
+    if ("min" in table) == ("max" in table):
+        raise ConfigError(f"{where}: give exactly one of min or max")
+    bound = table.get("min", table.get("max"))
+    if not _is_rate(bound):
+        raise ConfigError(f"{where}: the threshold must be a number in [0, 1], found {bound!r}")
+    levels = table.get("levels")
+    if levels is not None and (
+        not isinstance(levels, list) or not all(isinstance(x, int) and x >= 1 for x in levels)
+    ):
+        raise ConfigError(f"{where}: levels must be a list of level numbers (1, 2, ...)")
+    tolerance = table.get("tolerance")
+    if tolerance is not None and not _is_rate(tolerance):
+        raise ConfigError(f"{where}: tolerance must be a number in [0, 1]")
+    if metric != "rr":
+        tolerance = None  # the spec's own example sets it on an ra gate: it means nothing there
+    perturbation = table.get("perturbation", "*")
+    if not isinstance(perturbation, str):
+        raise ConfigError(f"{where}: perturbation must be a name or a glob")
+    return PolicyGate(
+        metric=metric,
+        perturbation=perturbation,
+        levels=tuple(levels) if levels is not None else None,
+        min=float(table["min"]) if "min" in table else None,
+        max=float(table["max"]) if "max" in table else None,
+        tolerance=float(tolerance) if tolerance is not None else None,
+    )
+
+
+def _is_rate(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def decide(value: float | None, ci: list[float] | None, gate: PolicyGate) -> str:
+    """Return PASS, FAIL or INCONCLUSIVE for one measured value and its interval."""
+    if value is None:
+        return INCONCLUSIVE
+    low, high = ci if ci else (value, value)
+    if gate.min is not None:
+        return PASS if low >= gate.min else FAIL if high < gate.min else INCONCLUSIVE
+    assert gate.max is not None
+    return PASS if high <= gate.max else FAIL if low > gate.max else INCONCLUSIVE
+
+
+def apply(results: AuditResults, policy: Policy) -> AuditResults:
+    """Return `results` with the verdict of the policy's gates added to any quick gates."""
+    gates = [*results.verdict.gates, *(evaluate_gate(results, g) for g in policy.gates)]
+    if results.status != "complete":
+        gates.append(_completion_gate(results))
+    rule = DECISION_RULE
+    if results.verdict.gates:
+        rule = f"{DECISION_RULE} {QUICK_RULE}"
+    verdict = combine(gates, rule, policy.as_dict())
+    return dataclasses.replace(results, verdict=verdict)
+
+
+_RANK = {PASS: 0, INCONCLUSIVE: 1, FAIL: 2}
+
+
+def _completion_gate(results: AuditResults) -> Gate:
+    """An interrupted audit cannot pass a policy: what was not run was not shown to pass."""
+    done, total = results.progress.get("done"), results.progress.get("total")
+    share = done / total if isinstance(done, int) and isinstance(total, int) and total else None
+    where = f"{done} of {total} work units run" if share is not None else "interrupted"
+    return Gate(
+        "the audit ran to completion",
+        "completion",
+        1.0,
+        share,
+        False,
+        where,
+        outcome=INCONCLUSIVE,
+    )
+
+
+def evaluate_gate(results: AuditResults, gate: PolicyGate) -> Gate:
+    """Check `gate` at every level it names and return its worst outcome."""
+    text = gate.describe(results.headline_key)
+    bound = "min" if gate.min is not None else "max"
+    checks = _measurements(results, gate)
+    if not checks:
+        return Gate(
+            text,
+            gate.metric,
+            gate.threshold,
+            None,
+            False,
+            "no measured level matches",
+            outcome=INCONCLUSIVE,
+            bound=bound,
+        )
+    decided = [(decide(v, ci, gate), v, ci, where) for v, ci, where in checks]
+
+    def badness(item: tuple[str, float | None, Any, str]) -> tuple[int, float]:
+        """Worst outcome first; among equals, the value furthest on the wrong side."""
+        value = item[1]
+        if value is None:
+            return _RANK[item[0]], math.inf
+        return _RANK[item[0]], gate.threshold - value if bound == "min" else value - gate.threshold
+
+    outcome, value, ci, where = max(decided, key=badness)
+    return Gate(
+        text,
+        gate.metric,
+        gate.threshold,
+        value,
+        outcome == PASS,
+        where,
+        ci=list(ci) if ci else None,
+        outcome=outcome,
+        bound=bound,
+        checked=len(checks),
+    )
+
+
+Measurement = tuple[float | None, list[float] | None, str]
+
+
+def _measurements(results: AuditResults, gate: PolicyGate) -> list[Measurement]:
+    """Return (value, interval, where) of the gate's metric at each level it applies to."""
+    if gate.metric == "clean_accuracy":
+        value = results.clean.get("accuracy")
+        return [(value, results.clean.get("accuracy_ci"), "clean")]
+    out: list[Measurement] = []
+    for level in results.results:
+        if not fnmatch.fnmatchcase(level.perturbation, gate.perturbation):
+            continue
+        if gate.levels is not None and level.level not in gate.levels:
+            continue
+        out.append((*_metric(results, level, gate), f"{level.perturbation} L{level.level}"))
+    return out
+
+
+def _metric(
+    results: AuditResults, level: LevelResult, gate: PolicyGate
+) -> tuple[float | None, list[float] | None]:
+    if gate.metric == "ra":
+        return level.ra, level.ra_ci
+    if gate.metric == "flip_rate":
+        return level.flip_rate, level.flip_rate_ci
+    if gate.metric == "auc":
+        return level.auc, auc_interval(level.auc, level.per_class, results.model)
+    key = tolerance_key(gate.tolerance) if gate.tolerance is not None else results.headline_key
+    return level.rr.get(key), level.rr_ci.get(key)
+
+
+def auc_interval(
+    auc: float | None, per_class: dict[str, dict[str, Any]], model: dict[str, Any]
+) -> list[float] | None:
+    """Return the 95% interval of a binary AUC (Hanley and McNeil, 1982), if computable."""
+    positive = model.get("positive_class")
+    counts = {name: int(c.get("n") or 0) for name, c in per_class.items()}
+    if auc is None or positive not in counts or len(counts) != 2:
+        return None
+    n_pos = counts[positive]
+    n_neg = sum(counts.values()) - n_pos
+    if n_pos < 1 or n_neg < 1:
+        return None
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (
+        n_pos * n_neg
+    )
+    half = 1.959963984540054 * math.sqrt(max(var, 0.0))
+    return [round(max(0.0, auc - half), 6), round(min(1.0, auc + half), 6)]
