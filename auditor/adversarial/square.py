@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor.metrics import decide
+from auditor.adversarial.objectives import Objective, delta_objective, flip_objective, two_columns
 
 Image = NDArray[np.uint8]
 Probs = NDArray[np.float64]
@@ -43,10 +43,6 @@ REFERENCE_BUDGET = 10_000
 # A redrawn square whose pixels would not change wastes a query; try a few more.
 REDRAWS = 10
 DEFAULT_CHUNK = 256
-# Output changes below this are float noise (the same image scored in another batch
-# can differ by ~1e-7); reports round to 6 digits.
-NOISE = 1e-6
-LOSSES = ("logit", "prob")
 
 
 @dataclass(frozen=True)
@@ -55,10 +51,11 @@ class Outcome:
 
     `image` is the best uint8 image found (the clean image when nothing was searched),
     `probs` its probabilities (None when no query was spent), `queries` the model
-    queries spent on this sample, `success` whether the objective was met (flip: the
-    decision differs from the target; delta: the change exceeds the goal), `loss` the
-    objective's value at `image` (see `flip_objective`, `delta_objective`), and `moved` whether any
-    query changed the model's output beyond float noise.
+    queries spent on this sample (0 for one skipped as already flipped), `success`
+    whether the objective was met (flip: the decision differs from the target; delta:
+    the change exceeds the goal), `loss` the objective's value at `image` (see
+    `flip_objective` and `delta_objective`), and `moved` whether any query changed the
+    model's output beyond float noise.
     """
 
     image: Image
@@ -67,88 +64,6 @@ class Outcome:
     success: bool
     loss: float | None
     moved: bool
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What the search maximizes for each sample, and when it has succeeded.
-
-    `losses(probs, rows)` gives the value to maximize for the rows' samples;
-    `succeeded(probs, rows, losses)` whether each one meets the goal.
-    """
-
-    losses: Callable[[Probs, NDArray[np.int64]], NDArray[np.float64]]
-    succeeded: Callable[[Probs, NDArray[np.int64], NDArray[np.float64]], NDArray[np.bool_]]
-    stops_on_success: bool
-    reference: Probs | None = None  # delta: the clean probabilities
-    noise: float = NOISE
-
-
-def flip_objective(
-    labels: NDArray[Any], threshold: float, positive: int | None, loss: str = "logit"
-) -> Objective:
-    """Untargeted: push each sample's decision away from its label `labels[i]`.
-
-    The loss is a margin, positive once the decision has left the label: for argmax
-    models max_{k != y} s_k - s_y, for binary models decided by `threshold` on column
-    `positive` the signed distance of the positive score past the threshold. With
-    `loss` "logit" s = log p (for a softmax model the logit margin of the paper, and it
-    keeps its resolution when probabilities saturate); with "prob" s = p.
-    """
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
-    y_all = np.asarray(labels, np.int64)
-    cut = float(np.clip(threshold, 1e-12, 1 - 1e-12))
-
-    def scale(p: Probs) -> Probs:
-        return np.log(np.maximum(p, 1e-300)) if loss == "logit" else p
-
-    def losses(probs: Probs, rows: NDArray[np.int64]) -> NDArray[np.float64]:
-        y = y_all[rows]
-        if positive is not None and probs.shape[1] == 2:
-            own, other = probs[:, positive], probs[:, 1 - positive]
-            if loss == "logit":  # log-odds of the positive class past logit(threshold)
-                past = scale(own) - scale(other) - math.log(cut / (1 - cut))
-            else:
-                past = own - cut
-            return np.where(y == positive, -past, past)
-        index = np.arange(len(y))
-        scores = scale(probs)
-        own = scores[index, y]
-        scores = scores.copy()
-        scores[index, y] = -np.inf
-        return scores.max(axis=1) - own
-
-    def succeeded(
-        probs: Probs, rows: NDArray[np.int64], _: NDArray[np.float64]
-    ) -> NDArray[np.bool_]:
-        return decide(probs, threshold, positive) != y_all[rows]
-
-    return Objective(losses, succeeded, stops_on_success=True)
-
-
-def delta_objective(clean: Probs, norm: str = "linf", goal: float | None = None) -> Objective:
-    """Maximize the change of the probability vector from `clean` (RR's delta).
-
-    Success means a change above `goal` (None: above float noise); only with a `goal`
-    does the search stop early, since RR at every tolerance wants the largest delta.
-    """
-    if norm not in ("linf", "l1"):
-        raise ValueError(f"the delta objective supports linf and l1, not {norm!r}")
-    reference = _two_columns(np.asarray(clean, np.float64))
-    bar = NOISE if goal is None else goal
-
-    def losses(probs: Probs, rows: NDArray[np.int64]) -> NDArray[np.float64]:
-        diff = np.abs(probs - reference[rows])
-        out: NDArray[np.float64] = diff.max(axis=1) if norm == "linf" else diff.sum(axis=1)
-        return out
-
-    def succeeded(
-        probs: Probs, rows: NDArray[np.int64], values: NDArray[np.float64]
-    ) -> NDArray[np.bool_]:
-        return values > bar
-
-    return Objective(losses, succeeded, stops_on_success=goal is not None, reference=reference)
 
 
 def pixel_steps(eps: float) -> int:
@@ -284,7 +199,7 @@ class _Search:
         if clean_probs is None or not self.goal.stops_on_success:
             return everyone
         rows = np.asarray(everyone, np.int64)
-        probs = _two_columns(np.asarray(clean_probs, np.float64))
+        probs = two_columns(np.asarray(clean_probs, np.float64))
         done = self.goal.succeeded(probs, rows, self.goal.losses(probs, rows))
         for i in np.flatnonzero(done):
             self.success[i], self.probs[i] = True, probs[i]
@@ -345,14 +260,23 @@ class _Search:
 
     def _predict(self, images: list[Image]) -> Probs:
         """Score `images` in chunks of at most `chunk` per model call."""
-        parts = [
-            np.asarray(self.score_fn(images[k : k + self.chunk]), np.float64)
-            for k in range(0, len(images), self.chunk)
-        ]
-        probs = _two_columns(np.concatenate(parts))
+        parts = [self._call(images[k : k + self.chunk]) for k in range(0, len(images), self.chunk)]
+        probs = two_columns(np.concatenate(parts))
         if len(probs) != len(images):
             raise ValueError(f"score_fn gave {len(probs)} rows for {len(images)} images")
         return probs
+
+    def _call(self, batch: list[Image]) -> Probs:
+        """Call `score_fn`, never on a single image.
+
+        onnxruntime runs a batch of one through other kernels than larger batches (a
+        sample detector's p_fake moved by 1.9e-7), and keeping only improvements turns
+        such noise into different images; pairing a lone image with itself keeps a
+        sample's result independent of how many others share its calls.
+        """
+        if len(batch) == 1:
+            return np.asarray(self.score_fn([batch[0], batch[0]]), np.float64)[:1]
+        return np.asarray(self.score_fn(batch), np.float64)
 
     def outcomes(self) -> list[Outcome]:
         """Return the per-sample outcomes of the finished search."""
@@ -367,12 +291,6 @@ class _Search:
             )
             for i in range(len(self.clean))
         ]
-
-
-def _two_columns(probs: Probs) -> Probs:
-    """Expand a one-column sigmoid output p to (1 - p, p), as `Model.predict` does."""
-    probs = probs.reshape(len(probs), -1)
-    return np.concatenate([1 - probs, probs], axis=1) if probs.shape[1] == 1 else probs
 
 
 def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
