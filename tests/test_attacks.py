@@ -19,6 +19,7 @@ from auditor.adversarial import (
     square_linf,
     square_side,
     summarize,
+    threat_model,
 )
 from auditor.config import ModelOptions
 from auditor.metrics import decide
@@ -323,6 +324,12 @@ def test_summary_gives_queries_and_success():
     assert summarize([])["n"] == 0
 
 
+def test_threat_model_names_budget_and_what_is_missing():
+    text = threat_model(1000)
+    assert "1000 queries" in text and "white-box" in text and "corner" in text
+    assert "corner" not in threat_model(500, corner_start=False)
+
+
 def test_bad_arguments_are_refused():
     image = np.zeros((4, 4, 3), np.uint8)
     rngs = [np.random.default_rng(0)]
@@ -330,5 +337,7 @@ def test_bad_arguments_are_refused():
         square_linf(lambda b: np.ones((len(b), 2)) / 2, [image], [0], 0.1, rngs, objective="x")
     with pytest.raises(ValueError, match="targets"):
         square_linf(lambda b: np.ones((len(b), 2)) / 2, [image], [0, 1], 0.1, rngs)
+    with pytest.raises(ValueError, match="class indices"):  # unlabelled: pass decisions
+        square_linf(lambda b: np.ones((len(b), 2)) / 2, [image], [-1], 0.1, rngs)
     with pytest.raises(ValueError, match="uint8"):
         square_linf(lambda b: np.ones((len(b), 2)) / 2, [image.astype(float)], [0], 0.1, rngs)

@@ -18,6 +18,7 @@ from auditor.adversarial.square import (
     square_linf,
     square_side,
     summarize,
+    threat_model,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "square_linf",
     "square_side",
     "summarize",
+    "threat_model",
 ]

@@ -60,6 +60,8 @@ def flip_objective(
 
     def losses(probs: Probs, rows: NDArray[np.int64]) -> NDArray[np.float64]:
         y = y_all[rows]
+        if len(y) and (y.min() < 0 or y.max() >= probs.shape[1]):
+            raise ValueError(f"flip targets must be class indices 0..{probs.shape[1] - 1}")
         if positive is not None and probs.shape[1] == 2:
             own, other = probs[:, positive], probs[:, 1 - positive]
             if loss == "logit":  # log-odds of the positive class past logit(threshold)

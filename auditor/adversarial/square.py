@@ -293,6 +293,20 @@ class _Search:
         ]
 
 
+def threat_model(queries: int, corner_start: bool = True) -> str:
+    """Return the report's statement of what was searched and what it leaves out."""
+    start = "vertical stripes, then a random corner of the ball" if corner_start else "stripes"
+    return (
+        f"Black-box search from model outputs only: the L-inf Square Attack "
+        f"(Andriushchenko et al., ECCV 2020), untargeted, {queries} queries per sample "
+        f"and level, starting from {start}, on the raw image in whole pixel steps "
+        f"(eps rounded down to k/255), each candidate rounded to uint8 before scoring. "
+        f"A search that fails is not a proof of robustness: a white-box attacker with "
+        f"gradients (PGD, AutoAttack), a larger budget, restarts, or transfer from a "
+        f"surrogate model can find points this search missed."
+    )
+
+
 def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """Return the report's figures: queries spent (median, p90), success fraction, ...
 
