@@ -312,7 +312,7 @@ def test_samples_already_flipped_cost_no_query(tmp_path):
 def test_summary_gives_queries_and_success():
     image = np.zeros((2, 2, 3), np.uint8)
     outcomes = [
-        Outcome(image, None, queries=q, success=q < 100, loss=0.1, moved=True)
+        Outcome(image, np.array([0.5, 0.5]), queries=q, success=q < 100, loss=0.1, moved=True)
         for q in (1, 5, 10, 50, 100, 100, 100, 100, 100, 100)
     ]
     summary = summarize(outcomes)

@@ -50,7 +50,8 @@ class Outcome:
     """What the search found for one sample.
 
     `image` is the best uint8 image found (the clean image when nothing was searched),
-    `probs` its probabilities (None when no query was spent), `queries` the model
+    `probs` its probabilities (K values; from `clean_probs` for a sample skipped as
+    already flipped, so every outcome has them), `queries` the model
     queries spent on this sample (0 for one skipped as already flipped), `success`
     whether the objective was met (flip: the decision differs from the target; delta:
     the change exceeds the goal), `loss` the objective's value at `image` (see
@@ -59,7 +60,7 @@ class Outcome:
     """
 
     image: Image
-    probs: Probs | None
+    probs: Probs
     queries: int
     success: bool
     loss: float | None
@@ -280,10 +281,12 @@ class _Search:
 
     def outcomes(self) -> list[Outcome]:
         """Return the per-sample outcomes of the finished search."""
+        scored = [p for p in self.probs if p is not None]
+        assert len(scored) == len(self.clean), "a sample was never scored"
         return [
             Outcome(
                 image=self.adv[i],
-                probs=self.probs[i],
+                probs=scored[i],
                 queries=int(self.spent[i]),
                 success=bool(self.success[i]),
                 loss=float(self.best[i]) if np.isfinite(self.best[i]) else None,
