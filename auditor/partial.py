@@ -268,6 +268,8 @@ def describe_config(
                 "description": pp.perturbation.description,
                 "pixel_params": list(pp.perturbation.pixel_params),
                 "levels": [dict(lv) for lv in pp.levels],
+                # What really ran where it depends on the installed libraries (a codec).
+                "implementation": pp.perturbation.implementation(),
             }
             for pp in planned
         ],
@@ -283,6 +285,8 @@ def describe_config(
         "max_pixels": config.max_pixels,
         "scale_to_input": config.scale_to_input,
         "preprocess": model.prep.as_dict(),
+        "provider": config.model.provider,  # as asked; model.runtime says what ran
+        "max_model_size": config.model.max_model_size,
         "fail_under_ra": config.fail_under_ra,
         "fail_under_rr": config.fail_under_rr,
         "command_line": list(config.command_line),

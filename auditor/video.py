@@ -270,10 +270,12 @@ def rate_factor(params: Mapping[str, float]) -> float:
 def jpeg_quality(rate_factor: float) -> int:
     """Map an H.264 constant rate factor (0..51) to a Motion-JPEG quality (1..100).
 
-    The same mapping as the image-level `video_compression` (its position on H.264's
-    quantizer scale: quality = 100 * (1 - crf / 51)), so CRF 30..40 gives 41..22.
+    The mapping of the image-level `video_compression` (`crf_to_quality`), so CRF
+    30..40 gives 41..22 on both paths.
     """
-    return int(np.clip(round(100 * (1 - rate_factor / 51)), 1, 100))
+    from auditor.perturbations.video import crf_to_quality
+
+    return max(1, crf_to_quality(rate_factor))
 
 
 def encode_clip(frames: Sequence[Image], rate_factor: float) -> list[Image]:
