@@ -55,8 +55,9 @@ from auditor.seeds import derive_rng  # noqa: E402
 
 SIZE = 224
 # (output channels, stride) of each 3x3 convolution; "heavy" is >= 5 ms per image on
-# a 2-core machine, "light" about 2 ms.
+# a 2-core machine, "light" about 2 ms, "large" about 17 ms (the orientation model).
 MODELS = {
+    "large": [(24, 2), (64, 1), (96, 2), (128, 1), (128, 2)],
     "heavy": [(24, 2), (48, 1), (64, 2), (96, 2), (128, 1)],
     "light": [(16, 2), (32, 2), (48, 2), (64, 1)],
 }
