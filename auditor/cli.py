@@ -274,6 +274,13 @@ def _show_warnings_as_lines() -> None:
     help="Random draws per sample and level; a sample counts only if all pass.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--queries",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Model queries per sample, level and objective of an adversarial search (square_linf).",
+)
 @click.option("--limit", type=int, help="Audit at most N samples (stratified by class).")
 @click.option(
     "--batch-size",
@@ -520,6 +527,7 @@ def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditC
         engine=options["engine"],
         ray_address=options["ray_address"],
         video=VideoOptions(options["frames"], options["fps"], options["aggregate"]),
+        queries=options["queries"],
     )
 
 

@@ -83,3 +83,4 @@ class AuditConfig:
     engine: str = "local"  # one of ENGINES; the results do not depend on it
     ray_address: str | None = None  # --engine ray: a running cluster; None: a private local Ray
     video: VideoOptions = field(default_factory=VideoOptions)
+    queries: int = 1000  # model queries per sample, level and objective of square_linf

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from auditor import data, environment, perturbations, video
+from auditor import data, environment, metrics, perturbations, video
+from auditor.adversarial import audit as adversarial
+from auditor.adversarial.counts import new_level
 from auditor.config import DELTA_NORMS, AuditConfig
 from auditor.errors import ConfigError, DataError, SampleError
 from auditor.journal import Journal, from_journal_record, journal_record
@@ -85,7 +87,10 @@ def run_shard(
     started = now()
     _check_config(config, shard)
     planned = perturbations.plan(config.perturbations, config.suite)
-    draws = plan_draws(planned, config.repeats)
+    searched = {pp.name for pp in planned if pp.perturbation.needs_model}
+    _check_searches(config, searched)
+    # Searches that query the model run on whole groups (`_ShardRun._search`), not per image.
+    draws = plan_draws([pp for pp in planned if pp.name not in searched], config.repeats)
     workers = config.workers or auto_workers()
     # onnxruntime gets every core: the model is the bottleneck of a heavy audit, and
     # the perturbation workers mostly wait on the bounded queue (bench/engine.py).
@@ -94,6 +99,8 @@ def run_shard(
     model = model if model is not None else load_model(config.model_path, config.model)
     dataset = data.discover(config.data_path, config.limit)
     _check_labels_needed(config, dataset)
+    if searched and dataset.media == "video":
+        raise ConfigError(f"{', '.join(sorted(searched))} searches images; it cannot run on videos")
     label_of = _label_indexer(model, dataset)
     mine = [(i, s) for i, s in enumerate(dataset.samples) if i % shard[1] == shard[0]]
     first = _warm_up(model, mine, config)  # fixes the output kind on a deterministic input
@@ -123,10 +130,12 @@ def run_shard(
         total=len(mine) * (1 + len(draws)),
     )
     if first is not None:
-        part.thumbnails = render_thumbnails(first[1], first[2], planned, config)
+        shown = [pp for pp in planned if pp.name not in searched]
+        part.thumbnails = render_thumbnails(first[1], first[2], shown, config)
         part.thumbnails_index = first[0]
     probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
     run = _ShardRun(config, part, draws, label_of, probe_keys, progress)
+    run.searches = _Searches(model, planned, config) if searched else None
     pipeline = Pipeline(
         model,
         draws,
@@ -170,6 +179,7 @@ class _ShardRun:
         self.progress = progress
         self.levels = [(d.perturbation, d.level) for d in draws if d.repeat == 0]
         self.repeats = config.repeats
+        self.searches: _Searches | None = None
 
     def execute(
         self, pipeline: Pipeline, mine: list[tuple[int, data.Sample]], dataset: data.Dataset
@@ -231,8 +241,17 @@ class _ShardRun:
         shape = (len(scored), len(self.levels), self.repeats, clean.shape[1])
         every = np.stack([item.perturbed for item in scored]).reshape(shape)
         per_level = [np.ascontiguousarray(every[:, j].transpose(1, 0, 2)) for j in range(shape[1])]
-        self.part.stats.add(clean, per_level, labels, s)
-        self._offer_moved(scored, clean, every, per_level, labels)
+        if self.searches is not None:
+            targets = (
+                labels if labels is not None else metrics.decide(clean, s.threshold, s.positive)
+            )
+            found = self.searches.run(scored, clean, targets, self.part.stats)
+            every_level = self.searches.interleave(per_level, found)
+        else:
+            every_level = per_level
+        self.part.stats.add(clean, every_level, labels, s)
+        if self.levels:  # the searches' images are not kept, so they offer none
+            self._offer_moved(scored, clean, every, per_level, labels)
         if self.part.frame_stats is not None:
             self._count_frames(scored, labels, shape[1])
 
@@ -414,6 +433,59 @@ def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) ->
     blob = {"settings": settings, "model": model.describe()["sha256"], "data": listing}
     canonical = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Searches:
+    """The searches that query the model (`square_linf`), run on each scored group."""
+
+    def __init__(self, model: Model, planned: Sequence[Any], config: AuditConfig) -> None:
+        self.model, self.config = model, config
+        # Every planned level in order: (name, level, params, searched?)
+        self.order = [
+            (pp.name, li, params, pp.perturbation.needs_model)
+            for pp in planned
+            for li, params in enumerate(pp.levels, start=1)
+        ]
+
+    def run(
+        self, scored: Sequence[Scored], clean: np.ndarray, targets: np.ndarray, stats: Any
+    ) -> list[np.ndarray]:
+        """Search every searched level for the group; return 2 x N x K probs per level."""
+        config = self.config
+        images = [data.decode(item.sample, config.max_pixels).image for item in scored]
+        keys = [item.sample.key for item in scored]
+        found = []
+        for name, li, params, searched in self.order:
+            if not searched:
+                continue
+            probs, outcomes = adversarial.search_level(
+                self.model, images, keys, clean, targets, float(params["eps"]), li,
+                config.seed, config.queries, config.threshold,
+            )  # fmt: skip
+            levels = stats.adversarial.setdefault(name, [])
+            while len(levels) < li:
+                levels.append(new_level())
+            for objective, result in outcomes.items():
+                levels[li - 1][objective].add(result)
+            found.append(probs)
+        return found
+
+    def interleave(self, normal: list[np.ndarray], found: list[np.ndarray]) -> list[np.ndarray]:
+        """Put the per-level arrays of both kinds back in the planned order."""
+        plain, searched = iter(normal), iter(found)
+        return [next(searched) if s else next(plain) for *_, s in self.order]
+
+
+def _check_searches(config: AuditConfig, searched: set[str]) -> None:
+    """Refuse what the searches do not support: resuming, and a budget below 1."""
+    if not searched:
+        return
+    names = ", ".join(sorted(searched))
+    if config.queries < 1:
+        raise ConfigError("--queries must be at least 1")
+    if config.resume:
+        # The journal keeps per-image scores, not the searches' query counts.
+        raise ConfigError(f"--resume does not support {names}; run the audit again without it")
 
 
 def _check_labels_needed(config: AuditConfig, dataset: data.Dataset) -> None:

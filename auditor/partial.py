@@ -124,6 +124,7 @@ def _assemble(
         ),
         moved={name: [_public(c) for c in moved] for name, moved in stats.moved.items()},
         frame_results=_frame_results(first, parts, levels),
+        adversarial=_adversarial(config, stats),
         determinism=_merge_probes(probes) if complete and probes else None,
         status="complete" if complete else "incomplete",
         progress={"done": done, "total": total},
@@ -159,6 +160,16 @@ def _frame_results(
         )
     kept = {k: clean[k] for k in ("n", "accuracy", "accuracy_ci")}
     return {"n_frames": stats.clean.n, "clean": kept, "levels": rows}
+
+
+def _adversarial(config: dict[str, Any], stats: AuditStats) -> dict[str, Any]:
+    """The searches' figures per level (empty when no search ran)."""
+    if not stats.adversarial:
+        return {}
+    from auditor.adversarial.audit import describe
+
+    levels = {p["name"]: p["levels"] for p in config["perturbations"]}
+    return describe(int(config["queries"]), stats.adversarial, levels)
 
 
 def _public(candidate: dict[str, Any]) -> dict[str, Any]:
@@ -289,6 +300,7 @@ def describe_config(
         "max_model_size": config.model.max_model_size,
         "fail_under_ra": config.fail_under_ra,
         "fail_under_rr": config.fail_under_rr,
+        **_search_settings(config, planned),
         "command_line": list(config.command_line),
         "video": {  # read only for video data
             "frames": config.video.frames,
@@ -303,6 +315,13 @@ def describe_config(
             "onnxruntime_threads": config.model.threads,
         },
     }
+
+
+def _search_settings(config: AuditConfig, planned: Sequence[PlannedPerturbation]) -> dict[str, Any]:
+    """`queries`, recorded only when a search that queries the model is planned."""
+    if any(pp.perturbation.needs_model for pp in planned):
+        return {"queries": config.queries}
+    return {}
 
 
 def render_thumbnails(

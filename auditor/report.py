@@ -235,6 +235,8 @@ def _context(
         "threat_model": sections.threat_model(results),
         "not_assessed": sections.not_assessed(results),
         "adversarial": sections.adversarial(results),
+        "search_rows": sections.search_rows(results),
+        "search_queries": (results.adversarial or {}).get("queries"),
         "sample_size": sections.sample_size(results),
         "moved": sections.moved(results),
         "environment_rows": sections.environment_rows(results),

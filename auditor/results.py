@@ -125,6 +125,8 @@ class AuditResults:
     # Who issued the report and when (`auditor.provenance`): {"report_id", "issued_at",
     # "auditor", "organisation", "statement"}; empty in results that were never issued.
     identification: dict[str, Any] = field(default_factory=dict)
+    # square_linf: queries, threat model and per-level search figures; {} when none ran
+    adversarial: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
 
     @property
@@ -143,6 +145,8 @@ class AuditResults:
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready dict, `schema` first."""
         body = asdict(self)
+        if not body["adversarial"]:  # absent unless a search ran: older readers see no change
+            del body["adversarial"]
         return {"schema": body.pop("schema"), **body}
 
     @classmethod

@@ -46,9 +46,14 @@ def threat_model(results: AuditResults) -> str:
         "perturbation to fool it."
     )
     if searched:
+        search = results.adversarial or {}
+        concrete = search.get("threat_model") or (
+            "For each sample it looked for a perturbation within the listed budget that "
+            "changes the output most."
+        )
         return (
-            f"{benign} An adversarial search was run ({', '.join(searched)}): for each sample it "
-            "looked for a perturbation within the listed budget that changes the output most. "
+            f"{benign} An adversarial search was run ({', '.join(searched)}). {concrete} "
+            f"{search.get('metrics', '')}{'.' if search.get('metrics') else ''} "
             "Its rows are a lower bound on the damage an attacker with that budget and access "
             "can do; a stronger or differently-informed attack may do more."
         )
@@ -57,6 +62,32 @@ def threat_model(results: AuditResults) -> str:
         "the perturbation within a budget that changes the output most, and would bound what "
         "a deliberate attacker can do; these results give no such bound."
     )
+
+
+SEARCH_OBJECTIVES = {"flip": "flip the decision (RA)", "delta": "move the output (RR)"}
+
+
+def search_rows(results: AuditResults) -> list[dict[str, Any]]:
+    """Per searched level and objective: success fraction and queries spent (median, p90)."""
+    rows = []
+    search = results.adversarial or {}
+    for name, levels in (search.get("perturbations") or {}).items():
+        for entry in levels:
+            for objective, label in SEARCH_OBJECTIVES.items():
+                figures = entry.get(objective) or {}
+                rows.append(
+                    {
+                        "perturbation": name,
+                        "level": entry.get("level"),
+                        "params": entry.get("params") or {},
+                        "objective": label,
+                        "success": figures.get("success_fraction"),
+                        "median": figures.get("queries_median"),
+                        "p90": figures.get("queries_p90"),
+                        "unaffected": figures.get("unaffected"),
+                    }
+                )
+    return rows
 
 
 def not_assessed(results: AuditResults) -> list[str]:

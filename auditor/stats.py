@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor import metrics
+from auditor.adversarial.counts import SearchCounts, new_level
 
 Probs = NDArray[np.float64]
 Labels = NDArray[np.int64]
@@ -244,6 +245,8 @@ class AuditStats:
     clean: CleanStats = field(default_factory=CleanStats)
     levels: list[LevelStats] = field(default_factory=list)
     moved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # adversarial perturbation -> per level -> objective -> queries and successes
+    adversarial: dict[str, list[dict[str, SearchCounts]]] = field(default_factory=dict)
 
     def add(
         self,
@@ -274,6 +277,13 @@ class AuditStats:
             mine.merge(theirs)
         for name, candidates in other.moved.items():
             self.moved[name] = _top(self.moved.get(name, []) + candidates)
+        for name, levels in other.adversarial.items():
+            mine_levels = self.adversarial.setdefault(name, [])
+            while len(mine_levels) < len(levels):
+                mine_levels.append(new_level())
+            for ours, theirs_level in zip(mine_levels, levels):
+                for objective, counts in theirs_level.items():
+                    ours[objective].merge(counts)
 
 
 def moved_order(candidate: dict[str, Any]) -> tuple[float, str, int]:

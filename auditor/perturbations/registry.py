@@ -42,6 +42,9 @@ class Perturbation:
     pixel_params: tuple[str, ...] = ()
     integer_params: tuple[str, ...] = ()
     probe: ImplementationProbe | None = None
+    # A search that queries the model (family "adversarial"): the engine runs it on
+    # batches of samples, never through the per-image `apply`.
+    needs_model: bool = False
 
     def implementation(self) -> dict[str, str]:
         """Facts about how this perturbation runs here (e.g. `{"codec": "av1"}`); often empty."""
@@ -81,12 +84,14 @@ def perturbation(
     pixel_params: Sequence[str] = (),
     integer_params: Sequence[str] = (),
     implementation: ImplementationProbe | None = None,
+    needs_model: bool = False,
 ) -> Callable[[PerturbationFunction], PerturbationFunction]:
     """Register the decorated function under `name` with its per-level `levels` table.
 
     Built-ins and plugins both use this decorator. `pixel_params` are scaled with the
     image (see `scaled_params`), `integer_params` are shown and passed as ints, and
-    `implementation` returns facts for the report, such as the codec that was used.
+    `implementation` returns facts for the report, such as the codec that was used;
+    `needs_model` marks a search that the engine runs with the model (`square_linf`).
     A name can be registered once: a plugin cannot silently replace a built-in.
     """
     lengths = {len(values) for values in levels.values()}
@@ -108,6 +113,7 @@ def perturbation(
             tuple(pixel_params),
             tuple(integer_params),
             implementation,
+            needs_model,
         )
         return function
 
