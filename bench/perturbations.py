@@ -41,6 +41,11 @@ from auditor.seeds import derive_rng  # noqa: E402
 DEFAULT_REFERENCE = Path("/work/refenv/bin/python")
 
 
+def per_image_names() -> list[str]:
+    """Every registered perturbation that works on an image alone (not a model search)."""
+    return sorted(name for name, p in REGISTRY.items() if not p.needs_model)
+
+
 def time_ours(name: str, images: list[np.ndarray], repeats: int) -> list[float]:
     """Median seconds per image at each level of `name`."""
     seconds = []
@@ -75,7 +80,7 @@ def compare(args: argparse.Namespace) -> None:
         f"{cv2.getNumThreads()}",
         file=sys.stderr,
     )
-    ours = {name: time_ours(name, images, args.repeats) for name in sorted(REGISTRY)}
+    ours = {name: time_ours(name, images, args.repeats) for name in per_image_names()}
     reference = time_reference(python, args.repeats, len(images))
     if reference is None:
         print(f"(no reference environment at {python}: ours only)", file=sys.stderr)
@@ -102,7 +107,7 @@ def large(height: int, width: int) -> None:
     base = photos()[0]
     image = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)
     print(f"{'perturbation':20} {'seconds':>8} {'peak / image bytes':>19}")
-    for name in sorted(REGISTRY):
+    for name in per_image_names():
         tracemalloc.start()
         start = time.perf_counter()
         apply(name, image, 5, derive_rng(0, "large", name, 5, 0), scale_to_input=True)

