@@ -167,8 +167,10 @@ def plain_loop(model: Path, data: Path, names: list[str]) -> Callable[[], object
     sess = session(model)
     try:
         from imagecorruptions import corrupt  # type: ignore[import-not-found]
+        from imagecorruptions import get_corruption_names
     except ImportError:
-        corrupt = None
+        corrupt, get_corruption_names = None, lambda subset="all": []
+    known = set(get_corruption_names("all"))  # the rest (linf_noise) uses ours
     paths = sorted(data.rglob("*.png"))
 
     def predict(rgb: np.ndarray) -> np.ndarray:
@@ -181,7 +183,7 @@ def plain_loop(model: Path, data: Path, names: list[str]) -> Callable[[], object
             predict(image)
             for name in names:
                 for level in range(1, len(perturbations.get(name).levels) + 1):
-                    if corrupt is not None:
+                    if corrupt is not None and name in known:
                         out = corrupt(image, corruption_name=name, severity=level)
                     else:
                         rng = derive_rng(0, path.name, name, level, 0)
