@@ -166,11 +166,12 @@ def plain_loop(model: Path, data: Path, names: list[str]) -> Callable[[], object
     """(c): per image and level, perturb then one model call on that image."""
     sess = session(model)
     try:
-        from imagecorruptions import corrupt  # type: ignore[import-not-found]
-        from imagecorruptions import get_corruption_names
+        import imagecorruptions  # type: ignore[import-not-found]
     except ImportError:
-        corrupt, get_corruption_names = None, lambda subset="all": []
-    known = set(get_corruption_names("all"))  # the rest (linf_noise) uses ours
+        imagecorruptions = None
+    corrupt = imagecorruptions.corrupt if imagecorruptions else None
+    # Corruptions the package lacks (linf_noise) use ours in the plain loop too.
+    known = set(imagecorruptions.get_corruption_names("all")) if imagecorruptions else set()
     paths = sorted(data.rglob("*.png"))
 
     def predict(rgb: np.ndarray) -> np.ndarray:
