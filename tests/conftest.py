@@ -172,3 +172,17 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="onnxruntime's CUDA execution provider is not usable here")
         for item in gpu_items:
             item.add_marker(skip)
+
+
+# Keys of the results JSON that differ between two runs of the same audit: timestamps,
+# the machine, and the report identity (a new id and issue date for every issue).
+RUN_SPECIFIC = ("created_at", "started_at", "finished_at", "environment", "identification")
+
+
+def without_run_specifics(data: dict, config_keys: tuple[str, ...] = ()) -> dict:
+    """Drop `RUN_SPECIFIC` keys, and `config_keys` from `config`, from results JSON `data`."""
+    for key in RUN_SPECIFIC:
+        data.pop(key)
+    for key in config_keys:
+        data["config"].pop(key)
+    return data

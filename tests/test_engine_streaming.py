@@ -12,7 +12,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
-from conftest import build_model, colour_image, write_image
+from conftest import build_model, colour_image, without_run_specifics, write_image
 
 from auditor import AuditConfig, run_audit
 from auditor.engine import merge, run_shard
@@ -23,11 +23,7 @@ ECHOED = ("batch_size", "workers")
 
 def comparable(results) -> str:
     """The results JSON less timestamps, environment and the echoed tuning options."""
-    data = json.loads(to_json(results))
-    for key in ("created_at", "started_at", "finished_at", "environment", "identification"):
-        data.pop(key)
-    for key in ECHOED:
-        data["config"].pop(key)
+    data = without_run_specifics(json.loads(to_json(results)), ECHOED)
     return json.dumps(data, sort_keys=True)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import without_run_specifics
 
 from auditor import AuditConfig, run_audit
 from auditor.cli import main
@@ -28,16 +29,12 @@ from auditor.results import AuditResults, to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "deepfake"
-# The report identity (id, issue date) is new for every issue of a report.
-SCRUBBED = ("created_at", "started_at", "finished_at", "environment", "identification")
 
 
 def comparable(results: AuditResults | dict) -> dict:
-    """The results JSON less timestamps and environment."""
+    """The results JSON less timestamps, environment and report identity."""
     data = json.loads(to_json(results)) if isinstance(results, AuditResults) else dict(results)
-    for key in SCRUBBED:
-        data.pop(key)
-    return data
+    return without_run_specifics(data)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_class_folders
+from conftest import without_run_specifics, write_class_folders
 
 from auditor.errors import EXIT_CANNOT_RUN, EXIT_OK
 
@@ -45,11 +45,7 @@ def wait_for_records(journal: Path, count: int, process) -> None:
 
 
 def results_without_times(path: Path) -> dict:
-    data = json.loads(path.read_text())
-    for key in ("created_at", "started_at", "finished_at", "environment", "identification"):
-        data.pop(key)
-    data["config"].pop("command_line")
-    return data
+    return without_run_specifics(json.loads(path.read_text()), ("command_line",))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import without_run_specifics
 
 from auditor import video
 from auditor.errors import ConfigError, DataError, SampleError
@@ -342,12 +343,9 @@ def comparable(results) -> dict:
     """The results JSON less timestamps, environment and the echoed tuning options."""
     from auditor.results import to_json
 
-    data = json.loads(to_json(results))
-    for key in ("created_at", "started_at", "finished_at", "environment", "identification"):
-        data.pop(key)
-    for key in ("batch_size", "workers", "command_line"):
-        data["config"].pop(key)
-    return data
+    return without_run_specifics(
+        json.loads(to_json(results)), ("batch_size", "workers", "command_line")
+    )
 
 
 @pytest.fixture
@@ -429,10 +427,7 @@ def test_an_interrupted_video_audit_resumes_to_the_same_results(tmp_path):
     assert resumed.returncode == 0, err
     a, b = (json.loads((d / "report.json").read_text()) for d in (whole, killed))
     for data in (a, b):
-        for key in ("created_at", "started_at", "finished_at", "environment", "identification"):
-            data.pop(key)
-        for key in ("command_line", "workers", "batch_size"):
-            data["config"].pop(key)
+        without_run_specifics(data, ("command_line", "workers", "batch_size"))
     assert a["frame_results"]["n_frames"] == 192 and a == b
 
 
