@@ -12,6 +12,7 @@ import shlex
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
@@ -297,6 +298,22 @@ def _show_warnings_as_lines() -> None:
     help="Perturbation threads (0: one per core); results do not depend on it.",
 )
 @click.option(
+    "--streams",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Model calls at once (0: one per core on CPU, at most 4; 1 on a GPU); "
+    "results do not depend on it.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=0,
+    show_default=True,
+    help="onnxruntime threads per model call (0: the cores shared among the streams); "
+    "results do not depend on it.",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue an interrupted audit from its journal (the results JSON path + .journal).",
@@ -505,7 +522,7 @@ def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditC
     return AuditConfig(
         model_path=options["model"],
         data_path=options["data_path"],
-        model=_model_options_from(options),
+        model=replace(_model_options_from(options), threads=options["threads"]),
         perturbations=options["perturbations"],
         suite=options["suite"],
         tolerances=options["tolerances"],
@@ -517,6 +534,7 @@ def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditC
         threshold=options["threshold"],
         batch_size=options["batch_size"],
         workers=options["workers"],
+        streams=options["streams"],
         max_pixels=options["max_pixels"],
         journal_path=journal,
         resume=options["resume"],

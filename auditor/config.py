@@ -73,6 +73,7 @@ class AuditConfig:
     threshold: float = 0.5
     batch_size: int = 32
     workers: int = 0  # perturbation threads; 0 = one per core
+    streams: int = 0  # model calls at once; 0 = automatic (`pipeline.plan_tuning`)
     max_pixels: int = 100_000_000  # larger images are skipped (decompression bombs)
     scale_to_input: bool = True
     fail_under_ra: float | None = None

@@ -103,13 +103,13 @@ class ShardWorker:
         relative = not (config.model_path.is_absolute() and config.data_path.is_absolute())
         _enter(cwd, needed=relative)
         from auditor.model import load_model
-        from auditor.pipeline import auto_workers
+        from auditor.pipeline import plan_tuning
 
         self.config = config
         self.shards = shards
         # The threads `run_shard` would give the session it opens itself.
-        threads = config.model.threads or auto_workers()
-        self.model = load_model(config.model_path, replace(config.model, threads=threads))
+        tuning = plan_tuning(config.workers, config.streams, config.model.threads)
+        self.model = load_model(config.model_path, replace(config.model, threads=tuning.threads))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import ray

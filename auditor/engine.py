@@ -38,12 +38,19 @@ from auditor.partial import (
     render_moved,
     render_thumbnails,
 )
-from auditor.pipeline import Failed, Pipeline, Scored, auto_workers, perturb, plan_draws
+from auditor.pipeline import (
+    Failed,
+    Pipeline,
+    Scored,
+    plan_draws,
+    plan_tuning,
+)
+from auditor.probe import PROBE_SAMPLES, run_probe
+from auditor.providers import CPU
 from auditor.results import AuditResults
 from auditor.stats import AuditStats, Scoring
 
 Progress = Callable[[int, int], None]  # (units done, units in all)
-PROBE_SAMPLES = 8
 
 __all__ = ["AuditInterrupted", "merge", "run_audit", "run_shard"]
 
@@ -91,12 +98,11 @@ def run_shard(
     _check_searches(config, searched)
     # Searches that query the model run on whole groups (`_ShardRun._search`), not per image.
     draws = plan_draws([pp for pp in planned if pp.name not in searched], config.repeats)
-    workers = config.workers or auto_workers()
-    # onnxruntime gets every core: the model is the bottleneck of a heavy audit, and
-    # the perturbation workers mostly wait on the bounded queue (bench/engine.py).
-    threads = config.model.threads or auto_workers()
-    config = replace(config, model=replace(config.model, threads=threads))
+    tuning = plan_tuning(config.workers, config.streams, config.model.threads)
+    config = replace(config, model=replace(config.model, threads=tuning.threads))
     model = model if model is not None else load_model(config.model_path, config.model)
+    if model.provider != CPU and not config.streams:
+        tuning = replace(tuning, streams=1)  # a GPU runs one batch at a time
     dataset = data.discover(config.data_path, config.limit)
     _check_labels_needed(config, dataset)
     if searched and dataset.media == "video":
@@ -107,7 +113,7 @@ def run_shard(
     scoring = Scoring(
         config.threshold, model.positive_index(), config.delta_norm, tuple(config.tolerances)
     )
-    description = describe_config(config, planned, model, workers)
+    description = describe_config(config, planned, model, tuning.describe())
     part = ShardResult(
         shard=shard,
         digest=_digest(description, model, dataset),
@@ -142,7 +148,7 @@ def run_shard(
         seed=config.seed,
         scale_to_input=config.scale_to_input,
         batch_size=config.batch_size,
-        workers=workers,
+        tuning=tuning,
         max_pixels=config.max_pixels,
         sampling=video.frame_sampling(config.video.frames, config.video.fps)
         if dataset.media == "video"
@@ -153,7 +159,9 @@ def run_shard(
         part.frame_stats = AuditStats()  # the same levels with every frame as a sample
     run.execute(pipeline, mine, dataset)
     if part.done == part.total:
-        part.probe = run.probe(pipeline, mine)
+        part.probe = run_probe(
+            pipeline, [s for _, s in mine], run.first_pass, probe_keys, draws, part.scoring
+        )
     render_moved(part, {s.key: s for _, s in mine}, config)
     return part
 
@@ -299,90 +307,6 @@ class _ShardRun:
                     },
                 )
 
-    def probe(self, pipeline: Pipeline, mine: list[tuple[int, data.Sample]]) -> dict[str, Any]:
-        """Re-score the probe samples in a fresh pass; compare with the first pass.
-
-        Every probe sample is re-scored clean, and level j (first repeat) on probe
-        sample j mod PROBE_SAMPLES: each level is checked, at a small fixed cost.
-        """
-        order = sorted(self.probe_keys)
-        levels = [k for k, d in enumerate(self.draws) if d.repeat == 0]
-        if pipeline.sampling is not None:
-            return self._probe_clips(pipeline, mine, order, levels)
-        tensors, expected = [], []
-        model, config = pipeline.model, self.config
-        for _, sample in mine:
-            if sample.key not in self.first_pass:
-                continue
-            before = self.first_pass[sample.key]
-            image = data.decode(sample, config.max_pixels).image
-            tensors.append(model.to_tensor([image]))
-            expected.append(before.clean)
-            mine_levels = [k for j, k in enumerate(levels) if order[j % len(order)] == sample.key]
-            for k in mine_levels:
-                out = perturb(image, self.draws[k], sample.key, config.seed, config.scale_to_input)
-                tensors.append(model.to_tensor([out]))
-                expected.append(before.perturbed[k])
-        if not tensors:
-            return {"n_samples": 0, "n_evaluations": 0, "max_abs_diff": 0.0, "decision_flips": 0}
-        batch, step = np.concatenate(tensors), pipeline.batch_size
-        again = np.concatenate(
-            [model.infer(batch[i : i + step]) for i in range(0, len(batch), step)]
-        )
-        return self._probe_summary(np.stack(expected), again)
-
-    def _probe_clips(
-        self,
-        pipeline: Pipeline,
-        mine: list[tuple[int, data.Sample]],
-        order: list[str],
-        levels: list[int],
-    ) -> dict[str, Any]:
-        """The probe for videos: each probe video's clip re-scored clean and at its levels."""
-        assert pipeline.sampling is not None
-        model, config = pipeline.model, self.config
-        expected, again = [], []
-        for _, sample in mine:
-            if sample.key not in self.first_pass:
-                continue
-            before = self.first_pass[sample.key]
-            ks = [k for j, k in enumerate(levels) if order[j % len(order)] == sample.key]
-            rows = video.clip_rows(
-                sample.path,
-                sample.key,
-                [self.draws[k] for k in ks],
-                model.to_tensor,
-                seed=config.seed,
-                scale_to_input=config.scale_to_input,
-                sampling=pipeline.sampling,
-            )
-            step = pipeline.batch_size
-            probs = np.concatenate(
-                [model.infer(rows.tensor[i : i + step]) for i in range(0, len(rows.tensor), step)]
-            )
-            clean, perturbed, _ = video.split_rows(
-                probs, rows.frames, pipeline.aggregate, model.positive_index()
-            )
-            again += [clean, *perturbed]
-            expected += [before.clean, *before.perturbed[ks]]
-        if not again:
-            return {"n_samples": 0, "n_evaluations": 0, "max_abs_diff": 0.0, "decision_flips": 0}
-        return self._probe_summary(np.stack(expected), np.stack(again))
-
-    def _probe_summary(self, first: np.ndarray, again: np.ndarray) -> dict[str, Any]:
-        from auditor import metrics
-
-        s = self.part.scoring
-        flips = metrics.decide(first, s.threshold, s.positive) != metrics.decide(
-            again, s.threshold, s.positive
-        )
-        return {
-            "n_samples": len(self.first_pass),
-            "n_evaluations": len(first),
-            "max_abs_diff": metrics.rounded(float(np.abs(first - again).max())),
-            "decision_flips": int(flips.sum()),
-        }
-
 
 @contextmanager
 def _graceful_stop() -> Iterator[threading.Event]:
@@ -424,7 +348,7 @@ def _warm_up(
 
 def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) -> str:
     """Digest of what decides every per-sample result: settings, model, data listing."""
-    echo = {"batch_size", "workers", "onnxruntime_threads", "pool", "command_line"}
+    echo = {"batch_size", "workers", "command_line"}
     settings = {k: v for k, v in description.items() if k not in echo}
     listing = [
         [s.key, s.label, s.path.stat().st_size if s.path.is_file() else None]
@@ -526,6 +450,8 @@ def _check_config(config: AuditConfig, shard: tuple[int, int]) -> None:
         (config.repeats < 1, "--repeats must be at least 1"),
         (config.batch_size < 1, "--batch-size must be at least 1"),
         (config.workers < 0, "--workers must be 0 (automatic) or more"),
+        (config.streams < 0, "--streams must be 0 (automatic) or more"),
+        (config.model.threads < 0, "--threads must be 0 (automatic) or more"),
         (config.max_pixels < 1, "--max-pixels must be at least 1"),
         (not 0 <= config.threshold <= 1, "--threshold must be in [0, 1]"),
         (config.limit is not None and config.limit < 1, "--limit must be at least 1"),

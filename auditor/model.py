@@ -82,9 +82,16 @@ class Model:
         """Return the normalized output (N x K probabilities) for RGB uint8 `images`."""
         return self.infer(self.to_tensor(images))
 
-    def to_tensor(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[Any]:
-        """Preprocess RGB uint8 `images` into one input tensor; safe to call from threads."""
-        return preprocess.to_tensor(images, self.prep, self.input_dtype)
+    def to_tensor(
+        self, images: Sequence[NDArray[np.uint8]], out: NDArray[Any] | None = None
+    ) -> NDArray[Any]:
+        """Preprocess RGB uint8 `images` into one input tensor (or `out`); thread-safe."""
+        return preprocess.to_tensor(images, self.prep, self.input_dtype, out)
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """The shape of one image's input: C x H x W or H x W x C."""
+        height, width = self.prep.size
+        return (3, height, width) if self.prep.layout == "nchw" else (height, width, 3)
 
     def infer(self, tensor: NDArray[Any]) -> NDArray[np.float64]:
         """Run the model on a tensor from `to_tensor`; return N x K probabilities."""

@@ -264,10 +264,12 @@ def _describe_video(first: ShardResult, manifest: list[dict[str, Any]]) -> dict[
 
 
 def describe_config(
-    config: AuditConfig, planned: Sequence[PlannedPerturbation], model: Any, workers: int
+    config: AuditConfig,
+    planned: Sequence[PlannedPerturbation],
+    model: Any,
+    tuning: dict[str, Any],
 ) -> dict[str, Any]:
     """The config section of the results: everything needed to re-run the audit."""
-    from auditor.pipeline import POOL_KIND
 
     keys = [tolerance_key(b) for b in config.tolerances]
     return {
@@ -309,11 +311,7 @@ def describe_config(
         },
         # Engine tuning, echoed; the figures do not depend on these.
         "batch_size": config.batch_size,
-        "workers": {
-            "pool": POOL_KIND,
-            "perturbation_workers": workers,
-            "onnxruntime_threads": config.model.threads,
-        },
+        "workers": tuning,
     }
 
 

@@ -18,9 +18,12 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -92,9 +95,84 @@ class _Prepared:
     frame_indices: tuple[int, ...] = ()
 
 
+@dataclass
+class _Batch:
+    """Rows of one or more samples running through the model together."""
+
+    pieces: list[tuple[_Prepared, int, int]]  # (sample, first row, end row)
+    probs: Future[NDArray[np.float64]]
+
+    def collect(self) -> None:
+        """Wait for the model; store each row's probabilities with its sample."""
+        probs = self.probs.result()
+        offset = 0
+        for prepared, a, b in self.pieces:
+            if prepared.probs is None:
+                prepared.probs = np.empty((len(prepared.tensor), probs.shape[1]))
+            prepared.probs[a:b] = probs[offset : offset + b - a]
+            prepared.scored += b - a
+            offset += b - a
+
+
 def auto_workers() -> int:
     """Perturbation workers when `--workers 0`: one per core the process may use."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+MAX_STREAMS = 4
+"""At most this many model calls at once when `--streams 0` (automatic)."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How an audit shares the cores; recorded as the results' `config.workers`."""
+
+    workers: int  # perturbation threads
+    streams: int  # model calls at once, each on its own thread
+    threads: int  # onnxruntime threads per model call
+    opencv: int  # OpenCV's own threads inside each worker
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON-ready record."""
+        return {
+            "pool": POOL_KIND,
+            "perturbation_workers": self.workers,
+            "inference_streams": self.streams,
+            "onnxruntime_threads": self.threads,
+            "opencv_threads": self.opencv,
+        }
+
+
+def plan_tuning(workers: int, streams: int, threads: int, cores: int | None = None) -> Tuning:
+    """Fill in the automatic (0) counts for `cores` cores (default: those this process may use).
+
+    On CPU several model calls at once, each on one onnxruntime thread, beat one call on
+    every core: the threads of one call meet at every operator, and a perturbation worker
+    that preempts one of them stalls the others. OpenCV's own thread pool is left to the
+    cores the workers do not use: nested in every worker it only adds hand-offs.
+    `bench/engine.py` measures both.
+    """
+    cores = cores or auto_workers()
+    workers = workers or cores
+    if not streams:
+        streams = max(1, cores // threads) if threads else min(MAX_STREAMS, cores)
+    return Tuning(
+        workers=workers,
+        streams=streams,
+        threads=threads or max(1, cores // streams),
+        opencv=max(1, cores // workers),
+    )
+
+
+@contextmanager
+def opencv_threads(count: int) -> Iterator[None]:
+    """Run with OpenCV's thread pool at `count` threads (a process-wide setting, restored)."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def perturb(image: NDArray[np.uint8], draw: Draw, key: str, seed: int, scale: bool) -> Any:
@@ -114,7 +192,7 @@ class Pipeline:
         seed: int,
         scale_to_input: bool,
         batch_size: int,
-        workers: int,
+        tuning: Tuning,
         max_pixels: int,
         sampling: video.FrameSampling | None = None,
         aggregate: str = "mean",
@@ -124,27 +202,44 @@ class Pipeline:
         self.seed = seed
         self.scale_to_input = scale_to_input
         self.batch_size = model.batch or batch_size  # a fixed-batch model decides
-        self.workers = workers
+        self.tuning = tuning
+        self.workers = tuning.workers
+        self.streams = tuning.streams
+        self._spare: SimpleQueue[NDArray[Any]] = SimpleQueue()  # see `_recycle`
         self.max_pixels = max_pixels
-        self.in_flight = 2 * workers + 1
+        self.in_flight = 2 * self.workers + 1
         self.sampling = sampling  # None: images; else every sample is a video
         if sampling is not None:  # a video's rows are (1 + draws) x frames: hold fewer
-            self.in_flight = workers + 1
+            self.in_flight = self.workers + 1
         self.aggregate = aggregate
 
     def run(self, items: Iterable[tuple[int, data.Sample]]) -> Iterator[list[Scored | Failed]]:
         """Yield groups of finished samples (one group per model batch), in input order."""
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="auditor-perturb")
+        inference = ThreadPoolExecutor(self.streams, thread_name_prefix="auditor-infer")
         try:
-            yield from self._stream(pool, iter(items))
+            with opencv_threads(self.tuning.opencv):
+                yield from self._stream(pool, inference, iter(items))
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            inference.shutdown(wait=False, cancel_futures=True)
+
+    def score(self, tensor: NDArray[Any]) -> NDArray[np.float64]:
+        """Probabilities of `tensor`'s rows, in model batches on the calling thread."""
+        step = self.batch_size
+        return np.concatenate(
+            [self.model.infer(tensor[i : i + step]) for i in range(0, len(tensor), step)]
+        )
 
     def _stream(
-        self, pool: ThreadPoolExecutor, items: Iterator[tuple[int, data.Sample]]
+        self,
+        pool: ThreadPoolExecutor,
+        inference: ThreadPoolExecutor,
+        items: Iterator[tuple[int, data.Sample]],
     ) -> Iterator[list[Scored | Failed]]:
         pending: deque[Future[_Prepared]] = deque()
         queue: deque[_Prepared] = deque()  # prepared, not fully scored, in order
+        running: deque[_Batch] = deque()  # batches in the model, oldest first
         buffered = 0  # rows in `queue` not yet put into a batch
         exhausted = False
         while True:
@@ -160,11 +255,42 @@ class Pipeline:
                 buffered += len(prepared.tensor)
                 if buffered < self.batch_size:
                     continue
-            if not queue:
+            if buffered:
+                rows = min(buffered, self.batch_size)
+                buffered -= rows
+                running.append(self._submit(inference, queue, rows))
+                if len(running) < self.streams and (pending or buffered):
+                    continue  # keep `streams` batches in the model at once
+            if running:
+                running.popleft().collect()
+            done: list[Scored | Failed] = []
+            while queue and queue[0].scored == len(queue[0].tensor):
+                finished = queue.popleft()
+                done.append(_finished(finished, self.aggregate, self.model.positive_index()))
+                self._recycle(finished.tensor)
+            if done:
+                yield done
+            if not (running or pending or buffered):
                 return
-            rows = min(buffered, self.batch_size)
-            buffered -= rows
-            yield self._score(queue, rows)
+
+    def _submit(self, inference: ThreadPoolExecutor, queue: deque[_Prepared], rows: int) -> _Batch:
+        """Start the model on the next `rows` unbatched rows from the front of `queue`."""
+        pieces: list[tuple[_Prepared, int, int]] = []
+        left = rows
+        for prepared in queue:
+            if left == 0:
+                break
+            take = min(left, len(prepared.tensor) - prepared.cursor)
+            if take:
+                pieces.append((prepared, prepared.cursor, prepared.cursor + take))
+                prepared.cursor += take
+                left -= take
+        if len(pieces) == 1:  # rows of one sample: a view, no copy
+            prepared, a, b = pieces[0]
+            tensor = prepared.tensor[a:b]
+        else:
+            tensor = np.concatenate([p.tensor[a:b] for p, a, b in pieces])
+        return _Batch(pieces, inference.submit(self.model.infer, tensor))
 
     def _prepare(self, index: int, sample: data.Sample) -> _Prepared:
         """Decode once, perturb under every draw, preprocess each image into one tensor."""
@@ -174,14 +300,30 @@ class Pipeline:
             decoded = data.decode(sample, self.max_pixels)
         except SampleError as exc:
             return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
-        first = self.model.to_tensor([decoded.image])
-        tensor = np.empty((1 + len(self.draws), *first.shape[1:]), first.dtype)
-        tensor[0] = first[0]
+        tensor = self._rows()
+        self.model.to_tensor([decoded.image], out=tensor[:1])
         for row, draw in enumerate(self.draws, start=1):
             image = perturb(decoded.image, draw, sample.key, self.seed, self.scale_to_input)
-            tensor[row] = self.model.to_tensor([image])[0]
+            self.model.to_tensor([image], out=tensor[row : row + 1])
         # Only the tensor goes on: the decoded and perturbed pixels are dropped here.
         return _Prepared(index, sample, tensor, decoded.sha256, decoded.converted)
+
+    def _rows(self) -> NDArray[Any]:
+        """An image's tensor of 1 + D rows: a finished sample's, else a new one."""
+        try:
+            return self._spare.get_nowait()
+        except Empty:
+            shape = (1 + len(self.draws), *self.model.input_shape())
+            return np.empty(shape, self.model.input_dtype)
+
+    def _recycle(self, tensor: NDArray[Any]) -> None:
+        """Keep a finished image's tensor for the next sample (every row is rewritten).
+
+        Allocating 1 + D fresh rows per sample (about 22 MB at 224 px and 36 rows) cost
+        several percent of the audit's CPU in page faults (`perf` on bench/engine.py).
+        """
+        if self.sampling is None and len(tensor) == 1 + len(self.draws):
+            self._spare.put(tensor)
 
     def _prepare_clip(self, index: int, sample: data.Sample) -> _Prepared:
         """A video: the rows of all its sampled frames, clean then under every draw."""
@@ -202,33 +344,6 @@ class Pipeline:
         return _Prepared(
             index, sample, rows.tensor, clip.sha256, frames=rows.frames, frame_indices=clip.indices
         )
-
-    def _score(self, queue: deque[_Prepared], rows: int) -> list[Scored | Failed]:
-        """Run one batch of `rows` rows from the front of `queue`; pop finished samples."""
-        pieces: list[tuple[_Prepared, int, int]] = []
-        left = rows
-        for prepared in queue:
-            if left == 0:
-                break
-            take = min(left, len(prepared.tensor) - prepared.cursor)
-            if take:
-                pieces.append((prepared, prepared.cursor, prepared.cursor + take))
-                prepared.cursor += take
-                left -= take
-        if pieces:
-            batch = np.concatenate([p.tensor[a:b] for p, a, b in pieces])
-            probs = self.model.infer(batch)
-            offset = 0
-            for prepared, a, b in pieces:
-                if prepared.probs is None:
-                    prepared.probs = np.empty((len(prepared.tensor), probs.shape[1]))
-                prepared.probs[a:b] = probs[offset : offset + b - a]
-                prepared.scored += b - a
-                offset += b - a
-        done: list[Scored | Failed] = []
-        while queue and queue[0].scored == len(queue[0].tensor):
-            done.append(_finished(queue.popleft(), self.aggregate, self.model.positive_index()))
-        return done
 
 
 def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scored | Failed:

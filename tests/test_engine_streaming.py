@@ -24,6 +24,7 @@ ECHOED = ("batch_size", "workers")
 def comparable(results) -> str:
     """The results JSON less timestamps, environment and the echoed tuning options."""
     data = without_run_specifics(json.loads(to_json(results)), ECHOED)
+    data["model"]["runtime"].pop("session_options")  # echoes the onnxruntime threads
     return json.dumps(data, sort_keys=True)
 
 
@@ -37,12 +38,17 @@ def config(binary_model, data_dir):
     )
 
 
-def test_json_is_identical_for_any_workers_and_batch_size(config):
-    reference = comparable(run_audit(replace(config, workers=1, batch_size=1)))
-    for workers, batch in [(3, 7), (2, 64), (1, 5)]:
-        assert comparable(run_audit(replace(config, workers=workers, batch_size=batch))) == (
-            reference
+def test_json_is_identical_for_any_workers_batch_size_streams_and_threads(config):
+    reference = comparable(run_audit(replace(config, workers=1, batch_size=1, streams=1)))
+    for workers, batch, streams, threads in [(3, 7, 2, 1), (2, 64, 1, 2), (1, 5, 3, 0)]:
+        tuned = replace(
+            config,
+            workers=workers,
+            batch_size=batch,
+            streams=streams,
+            model=replace(config.model, threads=threads),
         )
+        assert comparable(run_audit(tuned)) == reference
 
 
 def test_two_shards_merge_to_the_same_json_as_one_run(config):

@@ -51,6 +51,37 @@ def test_tensor_normalization_channel_order_and_layout():
     assert nhwc.shape == (1, 2, 2, 3)
 
 
+def _arithmetic(images, p, dtype):
+    """The normalization written out in float32 array arithmetic, as `to_tensor` must match."""
+    batch = np.stack([resize_image(img, p) for img in images]).astype(np.float32)
+    if p.channel_order == "bgr":
+        batch = batch[..., ::-1]
+    batch = (batch * np.float32(p.scale) - np.asarray(p.mean, np.float32)) / np.asarray(
+        p.std, np.float32
+    )
+    if p.layout == "nchw":
+        batch = batch.transpose(0, 3, 1, 2)
+    if np.issubdtype(dtype, np.integer):
+        batch = np.clip(np.rint(batch), 0, 255)
+    return np.ascontiguousarray(batch, dtype=dtype)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("order", ["rgb", "bgr"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.uint8])
+def test_table_lookup_gives_the_arithmetic_bits(wide_image, layout, order, dtype):
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    scale = 1.0 if dtype is np.uint8 else 1 / 255
+    p = prep(size=(7, 9), layout=layout, channel_order=order, scale=scale, mean=mean, std=std)
+    images = [wide_image, wide_image[::-1, ::2].copy()]
+    expected = _arithmetic(images, p, dtype)
+    assert to_tensor(images, p, dtype).tobytes() == expected.tobytes()
+    out = np.full(expected.shape, 7, dtype)  # written in place, every value
+    assert to_tensor(images, p, dtype, out=out) is out and out.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="expected"):
+        to_tensor(images[:1], p, dtype, out=out)
+
+
 def test_sources_flag_over_metadata_over_model_over_default():
     out = resolve(PreprocessOptions(scale=1.0), {"scale": 0.5, "mean": [1, 2, 3]}, (8, 8), "nchw")
     assert out.scale == 1.0 and out.sources["scale"] == "flag"

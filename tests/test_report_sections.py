@@ -105,6 +105,21 @@ def test_without_the_newer_keys(results):
     assert "Report <code>not issued</code>" in out
 
 
+@pytest.mark.parametrize(
+    "probe, note, warning",
+    [
+        ({"max_abs_diff": 0.0, "decision_flips": 0}, False, False),
+        ({"max_abs_diff": 2e-06, "decision_flips": 0}, True, False),
+        ({"max_abs_diff": 0.3, "decision_flips": 2}, False, True),
+    ],
+)
+def test_determinism_probe_explains_last_bit_differences(results, probe, note, warning):
+    probed = {"n_samples": 8, "n_evaluations": 43, **probe}
+    out = visible(render_html(dataclasses.replace(results, determinism=probed)))
+    assert ("differences of a few millionths are expected" in out) == note
+    assert ("Not deterministic" in out) == warning
+
+
 def test_moved_samples(results, html):
     moved = section(html, "moved")
     page = Page(moved)

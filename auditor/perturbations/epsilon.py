@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from auditor.perturbations import offsets
 from auditor.perturbations.pixels import from_pixels
 from auditor.perturbations.registry import Image, perturbation
 from auditor.perturbations.strips import map_strips
@@ -19,12 +20,12 @@ EPS_LADDER = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
 @perturbation("linf_noise", family="epsilon", levels={"eps": EPS_LADDER})
 def linf_noise(image: Image, rng: np.random.Generator, *, eps: float) -> Image:
     """Uniform noise in [-eps, eps] per pixel: a random point of the L-inf ball."""
-    # Working in pixel units keeps eps = k/255 exact: +-k pixel values at most.
-    radius = abs(eps) * 255.0
+    # Working in pixel units keeps eps = k/255 exact: +-k pixel values at most. The
+    # rounded noise is drawn directly as whole-pixel offsets (see `offsets`).
+    table = offsets.uniform(abs(eps) * 255.0)
 
     def strip(part: Image) -> Image:
-        noise = rng.uniform(-radius, radius, size=part.shape).astype(np.float32)
-        return from_pixels(part.astype(np.float32) + noise)
+        return offsets.add(part, offsets.draw(rng, part.shape, table))
 
     return map_strips(image, strip)
 

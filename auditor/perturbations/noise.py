@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from auditor.perturbations import offsets
 from auditor.perturbations.pixels import from_unit, in_bands, to_unit
 from auditor.perturbations.registry import Image, perturbation
 
@@ -20,10 +21,10 @@ from auditor.perturbations.registry import Image, perturbation
 @perturbation("gaussian_noise", family="noise", levels={"sigma": (0.08, 0.12, 0.18, 0.26, 0.38)})
 def gaussian_noise(image: Image, rng: np.random.Generator, *, sigma: float) -> Image:
     """Additive Gaussian noise with standard deviation `sigma` on the [0, 1] scale."""
+    table = offsets.gaussian(255.0 * sigma)  # drawn as whole-pixel offsets: see `offsets`
 
     def band(part: Image) -> Image:
-        noise = rng.standard_normal(part.shape, dtype=np.float32) * np.float32(sigma)
-        return from_unit(to_unit(part) + noise)
+        return offsets.add(part, offsets.draw(rng, part.shape, table))
 
     return in_bands(image, band)
 
