@@ -137,7 +137,7 @@ def run_shard(
     )
     if first is not None:
         shown = [pp for pp in planned if pp.name not in searched]
-        part.thumbnails = render_thumbnails(first[1], first[2], shown, config)
+        part.thumbnails = render_thumbnails(first[1], first[2], shown, config, tuning.workers)
         part.thumbnails_index = first[0]
     probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
     run = _ShardRun(config, part, draws, label_of, probe_keys, progress)
@@ -162,7 +162,7 @@ def run_shard(
         part.probe = run_probe(
             pipeline, [s for _, s in mine], run.first_pass, probe_keys, draws, part.scoring
         )
-    render_moved(part, {s.key: s for _, s in mine}, config)
+    render_moved(part, {s.key: s for _, s in mine}, config, tuning.workers)
     return part
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -323,38 +324,59 @@ def _search_settings(config: AuditConfig, planned: Sequence[PlannedPerturbation]
 
 
 def render_thumbnails(
-    sample: data.Sample, image: Any, planned: Sequence[PlannedPerturbation], config: AuditConfig
+    sample: data.Sample,
+    image: Any,
+    planned: Sequence[PlannedPerturbation],
+    config: AuditConfig,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Thumbnails of one sample clean and at every level (first repeat)."""
+    """Thumbnails of one sample clean and at every level (first repeat), on `workers` threads."""
     from auditor.pipeline import Draw, perturb
 
-    levels: dict[str, list[str]] = {}
-    for pp in planned:
-        for li, params in enumerate(pp.levels, start=1):
-            draw = Draw(pp.name, li, dict(params), 0)
-            out = perturb(image, draw, sample.key, config.seed, config.scale_to_input)
-            levels.setdefault(pp.name, []).append(thumbnails.data_uri(out))
+    draws = [
+        Draw(pp.name, li, dict(params), 0)
+        for pp in planned
+        for li, params in enumerate(pp.levels, start=1)
+    ]
+
+    def render(draw: Draw) -> str:
+        out = perturb(image, draw, sample.key, config.seed, config.scale_to_input)
+        return thumbnails.data_uri(out)
+
+    levels: dict[str, list[str]] = {pp.name: [] for pp in planned}
+    with ThreadPoolExecutor(workers) as pool:
+        for draw, uri in zip(draws, pool.map(render, draws)):
+            levels[draw.perturbation].append(uri)
     return {"sample": sample.key, "clean": thumbnails.data_uri(image), "levels": levels}
 
 
-def render_moved(part: ShardResult, samples: dict[str, data.Sample], config: AuditConfig) -> None:
+def render_moved(
+    part: ShardResult, samples: dict[str, data.Sample], config: AuditConfig, workers: int = 1
+) -> None:
     """Add clean and perturbed thumbnails to the shard's most-moved samples."""
     from auditor.pipeline import Draw, perturb
 
     levels = {p["name"]: p["levels"] for p in part.config["perturbations"]}
-    for name, candidates in part.stats.moved.items():
-        for c in candidates:
-            if "clean_thumbnail" in c:
-                continue
-            try:
-                image = data.decode(samples[c["sample"]], config.max_pixels).image
-            except SampleError:  # changed on disk since: leave the thumbnails out
-                c["clean_thumbnail"] = c["perturbed_thumbnail"] = None
-                continue
-            draw = Draw(name, c["level"], dict(levels[name][c["level"] - 1]), c["repeat"])
-            out = perturb(image, draw, c["sample"], config.seed, config.scale_to_input)
-            c["clean_thumbnail"] = thumbnails.data_uri(image)
-            c["perturbed_thumbnail"] = thumbnails.data_uri(out)
+
+    def render(name: str, c: dict[str, Any]) -> None:
+        try:
+            image = data.decode(samples[c["sample"]], config.max_pixels).image
+        except SampleError:  # changed on disk since: leave the thumbnails out
+            c["clean_thumbnail"] = c["perturbed_thumbnail"] = None
+            return
+        draw = Draw(name, c["level"], dict(levels[name][c["level"] - 1]), c["repeat"])
+        out = perturb(image, draw, c["sample"], config.seed, config.scale_to_input)
+        c["clean_thumbnail"] = thumbnails.data_uri(image)
+        c["perturbed_thumbnail"] = thumbnails.data_uri(out)
+
+    todo = [
+        (name, c)
+        for name, candidates in part.stats.moved.items()
+        for c in candidates
+        if "clean_thumbnail" not in c
+    ]
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda job: render(*job), todo))  # each fills its own candidate
 
 
 def now() -> str:

@@ -21,6 +21,7 @@ from hypothesis.extra.numpy import arrays
 from auditor.cli import main
 from auditor.perturbations import REGISTRY, SUITES, apply, offsets, parse_spec, video
 from auditor.perturbations.registry import level_spec
+from auditor.perturbations.strips import STRIP_PIXELS
 from auditor.seeds import derive_rng
 
 MODULES = {"deepfake", "laundering", "epsilon", "video"}
@@ -262,13 +263,16 @@ def test_epsilon_ladder_reaches_the_papers_range_and_beyond(eps):
     assert parse_spec(f"linf_sign:eps={eps}").levels[0]["eps"] == eps
 
 
-def test_linf_noise_draws_as_one_block_even_in_strips():
-    """Strips leave linf_noise's random stream as it was: one draw over the whole image."""
+def test_linf_noise_draws_strip_by_strip_top_first():
+    """A large image takes its draws strip by strip, in order, from the one generator."""
     image = photo(2, size=(700, 1600))  # 1.1 Mpx: two strips
-    eps = 8 / 255
-    out = apply("linf_noise", image, eps, np.random.default_rng(3))
-    whole = offsets.draw(np.random.default_rng(3), image.shape, offsets.uniform(8.0))
-    assert np.array_equal(out, offsets.add(image, whole))
+    out = apply("linf_noise", image, 8 / 255, np.random.default_rng(3))
+    rng, table = np.random.default_rng(3), offsets.uniform(8.0)
+    rows = STRIP_PIXELS // 1600
+    expected = [
+        offsets.add(s, offsets.draw(rng, s.shape, table)) for s in (image[:rows], image[rows:])
+    ]
+    assert np.array_equal(out, np.concatenate(expected))
     assert np.abs(out.astype(int) - image).max() == 8
 
 

@@ -43,11 +43,16 @@ def test_zero_spread_draws_zero_offsets():
 
 @pytest.mark.parametrize("table", [offsets.gaussian(20.4), offsets.uniform(2.55)])
 def test_draw_is_the_inverse_cdf_of_each_32_bit_draw(table):
-    """The fast table and its fallback give exactly searchsorted(thresholds, u)."""
-    assert (table.fast == offsets._UNSURE).any()  # the fallback is exercised
+    """Each offset is searchsorted(thresholds, u) for u = its 16 bits, then 16 more bits:
+    drawn for the straddling buckets, and any at all for the others."""
+    assert (table.fast == offsets._UNSURE).any()  # the second 16 bits are exercised
     shape = (300, 301, 3)
-    u = np.random.default_rng(5).integers(0, 2**32, size=shape, dtype=np.uint32)
-    expected = np.searchsorted(table.thresholds, u, side="right") - 255
+    rng = np.random.default_rng(5)
+    high = rng.integers(0, 2**16, size=shape, dtype=np.uint16).astype(np.uint64)
+    low = np.random.default_rng(6).integers(0, 2**16, size=shape, dtype=np.uint64)
+    unsure = table.fast[high] == offsets._UNSURE
+    low[unsure] = rng.integers(0, 2**16, size=int(unsure.sum()), dtype=np.uint64)
+    expected = np.searchsorted(table.thresholds, (high << np.uint64(16)) | low, "right") - 255
     got = offsets.draw(np.random.default_rng(5), shape, table)
     assert got.dtype == np.int16 and np.array_equal(got, expected)
 
