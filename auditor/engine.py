@@ -54,6 +54,9 @@ Progress = Callable[[int, int], None]  # (units done, units in all)
 
 __all__ = ["AuditInterrupted", "merge", "run_audit", "run_shard"]
 
+COUNT_GROUP = 32
+"""Finished samples counted into the statistics at a time (any number gives the same)."""
+
 
 class AuditInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped the audit; `results` holds what was done (or None)."""
@@ -184,6 +187,7 @@ class _ShardRun:
         self.label_of = label_of
         self.probe_keys = probe_keys
         self.first_pass: dict[str, Scored] = {}
+        self.waiting: list[Scored] = []  # absorbed, not yet in the statistics
         self.progress = progress
         self.levels = [(d.perturbation, d.level) for d in draws if d.repeat == 0]
         self.repeats = config.repeats
@@ -197,6 +201,7 @@ class _ShardRun:
             digest = f"{self.part.digest}:{self.part.shard[0]}/{self.part.shard[1]}"
             journal, records = Journal.start(self.config.journal_path, digest, self.config.resume)
             self._absorb([from_journal_record(r, dataset.samples) for r in records])
+            self._count_waiting()
         seen = {row["path"] for row in self.part.manifest} | {
             s["path"] for s in self.part.skipped_decode
         }
@@ -209,6 +214,7 @@ class _ShardRun:
                     journal.flush()
                 if stopped.is_set():
                     break
+        self._count_waiting()
         if journal is not None:
             if self.part.done == self.part.total:
                 journal.remove()
@@ -233,10 +239,19 @@ class _ShardRun:
             if item.sample.key in self.probe_keys:
                 self.first_pass[item.sample.key] = item
         part.done += len(group) * (1 + len(self.draws))
-        if scored:
-            self._count(scored)
+        # Counted in groups of COUNT_GROUP samples: the statistics cost a fixed overhead
+        # per call and level, and a model batch often finishes a single sample.
+        self.waiting += scored
+        if len(self.waiting) >= COUNT_GROUP:
+            self._count_waiting()
         if self.progress:
             self.progress(part.done, part.total)
+
+    def _count_waiting(self) -> None:
+        """Count the samples absorbed but not yet counted."""
+        if self.waiting:
+            scored, self.waiting = self.waiting, []
+            self._count(scored)
 
     def _count(self, scored: list[Scored]) -> None:
         s = self.part.scoring
