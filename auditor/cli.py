@@ -286,9 +286,9 @@ def _show_warnings_as_lines() -> None:
 @click.option(
     "--batch-size",
     type=int,
-    default=32,
+    default=0,
     show_default=True,
-    help="Images per model call; results do not depend on it.",
+    help="Images per model call (0: 8 on CPU, 32 on a GPU); results do not depend on it.",
 )
 @click.option(
     "--workers",

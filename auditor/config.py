@@ -71,7 +71,7 @@ class AuditConfig:
     seed: int = 0
     limit: int | None = None
     threshold: float = 0.5
-    batch_size: int = 32
+    batch_size: int = 0  # rows per model call; 0 = automatic (engine.CPU_BATCH, GPU_BATCH)
     workers: int = 0  # perturbation threads; 0 = one per core
     streams: int = 0  # model calls at once; 0 = automatic (`pipeline.plan_tuning`)
     max_pixels: int = 100_000_000  # larger images are skipped (decompression bombs)

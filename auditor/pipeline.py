@@ -2,9 +2,11 @@
 
 Each sample is decoded once in a worker, which perturbs it at every planned level and
 repeat and preprocesses each image into one tensor of rows (clean first). The calling
-thread cuts those rows into model batches and runs the model while the workers prepare
-the next samples. At most `in_flight` samples are held at any time, so memory does not
-grow with the data set.
+thread cuts those rows into model batches, in order, and keeps up to `streams` of them
+in the model at once, each on its own thread, while the workers prepare the next
+samples. Finished samples come out in input order. At most `in_flight` samples are
+held at any time, and their tensors are reused, so memory does not grow with the data
+set.
 
 Threads, not processes: OpenCV, numpy and onnxruntime release the GIL for the heavy
 work, and a process pool would have to copy every float tensor back to the model.
@@ -259,8 +261,11 @@ class Pipeline:
                 rows = min(buffered, self.batch_size)
                 buffered -= rows
                 running.append(self._submit(inference, queue, rows))
-                if len(running) < self.streams and (pending or buffered):
-                    continue  # keep `streams` batches in the model at once
+                # Keep `streams` batches in the model at once; but while no batch has
+                # fixed the model's output kind, the first one in order decides it alone.
+                decided = self.model.output_kind is not None
+                if decided and len(running) < self.streams and (pending or buffered):
+                    continue
             if running:
                 running.popleft().collect()
             done: list[Scored | Failed] = []

@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=0, help="0: the audit's automatic choice")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument(

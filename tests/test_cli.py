@@ -53,6 +53,14 @@ def test_failed_gate_exits_1_and_says_which(check):
     assert "FAIL" in result.stderr
 
 
+def test_engine_tuning_options_reach_the_results(check, tmp_path):
+    result = check("--workers", "1", "--streams", "3", "--threads", "1")
+    assert result.exit_code == EXIT_OK, result.stderr
+    tuning = json.loads((tmp_path / "out" / "report.json").read_text())["config"]["workers"]
+    assert tuning["perturbation_workers"] == 1 and tuning["inference_streams"] == 3
+    assert tuning["onnxruntime_threads"] == 1
+
+
 def test_passed_gates_exit_0(check):
     assert check("--fail-under-ra", "0", "--fail-under-rr", "0").exit_code == EXIT_OK
 
@@ -139,6 +147,8 @@ def test_bad_perturbation_spec_exits_2(check):
         (["--size", "big"], "expected HxW"),
         (["--mean", "1,2"], "expected 3 numbers"),
         (["--suite", "nope"], "nope"),
+        (["--streams", "-1"], "--streams must be 0"),
+        (["--threads", "-2"], "--threads must be 0"),
     ],
 )
 def test_bad_option_values_exit_2(check, args, text):

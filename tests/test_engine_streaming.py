@@ -16,6 +16,7 @@ from conftest import build_model, colour_image, without_run_specifics, write_ima
 
 from auditor import AuditConfig, run_audit
 from auditor.engine import merge, run_shard
+from auditor.pipeline import plan_tuning
 from auditor.results import to_json
 
 ECHOED = ("batch_size", "workers")
@@ -136,3 +137,32 @@ def test_grey_and_rgba_images_are_converted_and_counted(config, data_dir):
     assert rows["fake/alpha.png"]["converted"] == "rgba"
     assert "converted" not in rows["real/r00.png"]
     assert results.data["converted"] == {"gray": 1, "rgba": 1}
+
+
+@pytest.mark.parametrize(
+    "given, cores, expected",
+    [
+        ((0, 0, 0), 2, (2, 2, 1, 1)),  # 2 cores: two single-threaded model calls at once
+        ((0, 0, 0), 16, (16, 4, 4, 1)),  # at most 4 calls, the cores shared among them
+        ((0, 1, 0), 2, (2, 1, 2, 1)),  # one call gets every core
+        ((0, 0, 2), 8, (8, 4, 2, 1)),  # threads given: as many calls as fit the cores
+        ((1, 0, 0), 4, (1, 4, 1, 4)),  # one worker: OpenCV may use the cores itself
+    ],
+)
+def test_tuning_shares_the_cores(given, cores, expected):
+    tuning = plan_tuning(*given, cores=cores)
+    assert (tuning.workers, tuning.streams, tuning.threads, tuning.opencv) == expected
+
+
+def test_tuning_is_recorded_and_opencv_threads_restored(config):
+    before = cv2.getNumThreads()
+    tuned = replace(config, workers=2, streams=3, model=replace(config.model, threads=1))
+    workers = run_audit(tuned).config["workers"]
+    assert workers == {
+        "pool": "threads",
+        "perturbation_workers": 2,
+        "inference_streams": 3,
+        "onnxruntime_threads": 1,
+        "opencv_threads": max(1, plan_tuning(0, 0, 0).workers // 2),
+    }
+    assert cv2.getNumThreads() == before
