@@ -6,9 +6,9 @@ same bytes as +-255, so any fixed noise distribution comes down to one over the 
 offsets -255..255. This module draws such offsets by inverting the distribution
 function at 32-bit uniform integers, so the probabilities are exact to 2**-32. Each
 draw takes 16 bits first: they settle the offset except in the few buckets of 2**16
-values that straddle a threshold (about 0.5% of draws), which take 16 more bits. That
-costs about a quarter of drawing float normals and rounding them
-(`bench/perturbations.py`), which matters because noise is most of a quick audit's
+values that straddle a threshold (about 0.5% of draws), which take 16 more bits.
+One gaussian_noise level on a 256 x 320 image took 0.6 ms this way against 3.0 ms with
+float normals, rounded, when this replaced them; noise was most of a quick audit's
 perturbation time.
 """
 
