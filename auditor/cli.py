@@ -11,17 +11,22 @@ import json
 import shlex
 import sys
 import warnings
-from collections.abc import Callable
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from auditor import __version__
+from auditor.cli_options import (
+    F,
+    Number,
+    NumberList,
+    identity_options,
+    model_options,
+    suite_names,
+)
 from auditor.config import (
-    DEFAULT_MAX_MODEL_SIZE,
     DEFAULT_TOLERANCES,
     DELTA_NORMS,
     ENGINES,
@@ -38,11 +43,8 @@ from auditor.errors import (
     ConfigError,
     OutputError,
 )
-from auditor.outputs import OUTPUT_KINDS
-from auditor.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, LAYOUTS, PAD_ALIGNS, RESIZE_MODES
 from auditor.video import AGGREGATES
 
-F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
 
 
@@ -61,142 +63,6 @@ def _reports_errors(command: F) -> F:
             sys.exit(EXIT_CANNOT_RUN)
 
     return wrapper  # type: ignore[return-value]
-
-
-class NumberList(click.ParamType):
-    """Comma-separated numbers (fractions such as 1/255 allowed), optionally of fixed length."""
-
-    name = "numbers"
-
-    def __init__(self, length: int | None = None) -> None:
-        self.length = length
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[float, ...]:
-        if isinstance(value, tuple):
-            return value
-        try:
-            numbers = tuple(float(Fraction(v.strip())) for v in str(value).split(","))
-        except (ValueError, ZeroDivisionError):
-            self.fail(f"expected comma-separated numbers, got {value!r}", param, ctx)
-        if self.length is not None and len(numbers) != self.length:
-            self.fail(f"expected {self.length} numbers, got {value!r}", param, ctx)
-        return numbers
-
-
-class Number(NumberList):
-    """One number; fractions such as 1/255 allowed."""
-
-    name = "number"
-
-    def __init__(self) -> None:
-        super().__init__(1)
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        return value if isinstance(value, float) else super().convert(value, param, ctx)[0]
-
-
-class Size(click.ParamType):
-    """An image size written HxW (or one number for a square)."""
-
-    name = "HxW"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, int]:
-        if isinstance(value, tuple):
-            return value
-        parts = str(value).lower().split("x")
-        if len(parts) == 1:
-            parts = parts * 2
-        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            self.fail(f"expected HxW such as 224x224, got {value!r}", param, ctx)
-        return int(parts[0]), int(parts[1])
-
-
-class ByteSize(click.ParamType):
-    """A size in bytes: 4GB, 512MiB or a plain number."""
-
-    name = "size"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        from auditor.errors import ConfigError
-        from auditor.modelfile import parse_size
-
-        try:
-            return parse_size(value)
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def _model_options(command: F) -> F:
-    """The options that say how to read the model, shared by `check` and `inspect`."""
-    for option in reversed(_MODEL_OPTIONS):
-        command = option(command)
-    return command
-
-
-_MODEL_OPTIONS = [
-    click.option("--size", type=Size(), help="Model input size HxW (default: from the model)."),
-    click.option("--resize", type=click.Choice(RESIZE_MODES), help="[default: stretch]"),
-    click.option("--crop-ratio", type=Number(), help="For --resize crop [default: 0.875]."),
-    click.option("--pad-value", type=Number(), help="For --resize letterbox, 0..255 [default: 0]."),
-    click.option("--pad-align", type=click.Choice(PAD_ALIGNS), help="[default: center]"),
-    click.option(
-        "--interpolation", type=click.Choice(tuple(INTERPOLATIONS)), help="[default: linear]"
-    ),
-    click.option("--channel-order", type=click.Choice(CHANNEL_ORDERS), help="[default: rgb]"),
-    click.option(
-        "--scale",
-        type=Number(),
-        help="x = (pixel * scale - mean) / std [default: 1/255; 1 for uint8 inputs].",
-    ),
-    click.option("--mean", type=NumberList(3), help="Three numbers [default: 0,0,0]."),
-    click.option("--std", type=NumberList(3), help="Three numbers [default: 1,1,1]."),
-    click.option("--layout", type=click.Choice(LAYOUTS), help="[default: from the input shape]"),
-    click.option("--input", "input_name", help="Model input to feed when it has several."),
-    click.option("--output-name", help="Model output to read when it has several."),
-    click.option(
-        "--output-kind",
-        type=click.Choice(OUTPUT_KINDS),
-        default="auto",
-        show_default=True,
-        help="Read the output as probabilities or logits.",
-    ),
-    click.option(
-        "--provider",
-        default="auto",
-        show_default=True,
-        metavar="auto|cpu|cuda|NAME",
-        help="onnxruntime execution provider; a missing one falls back to CPU with a warning.",
-    ),
-    click.option(
-        "--max-model-size",
-        type=ByteSize(),
-        default=str(DEFAULT_MAX_MODEL_SIZE),
-        help="Refuse a model (file plus external data) larger than this, e.g. 4GB [default: 2GiB].",
-    ),
-]
-
-
-def _suite_names() -> list[str]:
-    from auditor.perturbations import SUITES
-
-    return sorted(SUITES)
-
-
-def _identity_options(command: F) -> F:
-    """Add `--auditor`, `--organisation` and `--sign-key`, shared by check and render."""
-    for decorator in reversed(
-        [
-            click.option("--auditor", help="Responsible person, shown in the signature block."),
-            click.option("--organisation", help="Issuing organisation, shown in the report."),
-            click.option(
-                "--sign-key",
-                type=click.Path(path_type=Path, dir_okay=False),
-                help="Ed25519 private key (PEM) that signs the results digest.",
-            ),
-        ]
-    ):
-        command = decorator(command)
-    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -242,7 +108,7 @@ def _show_warnings_as_lines() -> None:
     "--suite",
     default="quick",
     show_default=True,
-    type=click.Choice(_suite_names()),
+    type=click.Choice(suite_names()),
     help="Named set of perturbations.",
 )
 @click.option(
@@ -356,7 +222,7 @@ def _show_warnings_as_lines() -> None:
     show_default=True,
     help="Scale pixel-sized perturbation parameters to the image size.",
 )
-@_model_options
+@model_options
 @click.option(
     "-o",
     "--output",
@@ -393,7 +259,7 @@ def _show_warnings_as_lines() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="TOML policy: [audit] suite/tolerance/seed and [[gate]] rules decided on intervals.",
 )
-@_identity_options
+@identity_options
 @_reports_errors
 def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the HTML report and results JSON."""
@@ -553,7 +419,7 @@ def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditC
 @click.argument("model", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--classes", help="Class names in the model's output order, comma-separated.")
 @click.option("--positive-class", help="Positive class of a binary model.")
-@_model_options
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @_reports_errors
 def inspect_command(model: Path, as_json: bool, **options: Any) -> None:
@@ -565,7 +431,7 @@ def inspect_command(model: Path, as_json: bool, **options: Any) -> None:
 
 
 @main.command("perturbations")
-@click.option("--suite", type=click.Choice(_suite_names()), help="Only this suite's members.")
+@click.option("--suite", type=click.Choice(suite_names()), help="Only this suite's members.")
 @click.option("--tsv", is_flag=True, help="Tab-separated columns, for scripts.")
 def list_perturbations(suite: str | None, tsv: bool) -> None:
     """List perturbations: name, family, levels 1..5 (as -p values) and description."""
@@ -595,7 +461,7 @@ def list_perturbations(suite: str | None, tsv: bool) -> None:
     required=True,
     help="HTML report to write.",
 )
-@_identity_options
+@identity_options
 @_reports_errors
 def render(results_path: Path, output: Path, **options: Any) -> None:
     """Re-render the HTML report of saved results (no model needed), as a new issue."""
