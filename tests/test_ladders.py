@@ -20,8 +20,8 @@ from hypothesis.extra.numpy import arrays
 
 from auditor.cli import main
 from auditor.perturbations import REGISTRY, SUITES, apply, offsets, parse_spec, video
+from auditor.perturbations.pixels import BAND_PIXELS
 from auditor.perturbations.registry import level_spec
-from auditor.perturbations.strips import STRIP_PIXELS
 from auditor.seeds import derive_rng
 
 MODULES = {"deepfake", "laundering", "epsilon", "video"}
@@ -263,12 +263,12 @@ def test_epsilon_ladder_reaches_the_papers_range_and_beyond(eps):
     assert parse_spec(f"linf_sign:eps={eps}").levels[0]["eps"] == eps
 
 
-def test_linf_noise_draws_strip_by_strip_top_first():
-    """A large image takes its draws strip by strip, in order, from the one generator."""
-    image = photo(2, size=(700, 1600))  # 1.1 Mpx: two strips
+def test_linf_noise_draws_band_by_band_top_first():
+    """A large image takes its draws band by band, in order, from the one generator."""
+    image = photo(2, size=(700, 1600))  # 1.1 Mpx: two bands
     out = apply("linf_noise", image, 8 / 255, np.random.default_rng(3))
     rng, table = np.random.default_rng(3), offsets.uniform(8.0)
-    rows = STRIP_PIXELS // 1600
+    rows = BAND_PIXELS // 1600
     expected = [
         offsets.add(s, offsets.draw(rng, s.shape, table)) for s in (image[:rows], image[rows:])
     ]

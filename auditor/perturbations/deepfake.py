@@ -2,7 +2,7 @@
 
 Six of its seven distortions, with its five-level tables; the seventh, a real video
 re-encode, lives in `video` because it depends on the codecs of the OpenCV build.
-Pixel-wise work goes through row strips, so very large images stay cheap in memory.
+Pixel-wise work goes through bands of rows (`in_bands`), so very large images stay cheap in memory.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from auditor.perturbations.pixels import from_pixels
+from auditor.perturbations.pixels import from_pixels, in_bands
 from auditor.perturbations.registry import Image, perturbation
-from auditor.perturbations.strips import map_strips
 
 # BT.601 full-range (JPEG) YCbCr, the colour space DeeperForensics distorts in.
 LUMA = (0.299, 0.587, 0.114)
@@ -28,14 +27,14 @@ def color_saturation(image: Image, rng: np.random.Generator, *, factor: float) -
     """Scale the YCbCr chroma deviation (Cb, Cr from 128) by `factor`; 0 is greyscale."""
     f = np.float32(factor)
 
-    def strip(part: Image) -> Image:
+    def band(part: Image) -> Image:
         # YCbCr -> RGB is linear and zero chroma means R = G = B = Y, so scaling the
         # chroma deviation is scaling each pixel's distance from its own luma.
         x = part.astype(np.float32)
         y = _luma(x)
         return from_pixels(y + (x - y) * f)
 
-    return map_strips(image, strip)
+    return in_bands(image, band)
 
 
 @perturbation(
@@ -75,7 +74,7 @@ def ycbcr_noise(image: Image, rng: np.random.Generator, *, variance: float) -> I
     """Gaussian noise of `variance` (on the [0, 1] scale) added to Y, Cb and Cr."""
     sigma = np.float32(np.sqrt(max(variance, 0.0)) * 255.0)
 
-    def strip(part: Image) -> Image:
+    def band(part: Image) -> Image:
         n = rng.standard_normal(part.shape, dtype=np.float32) * sigma
         y, cb, cr = n[..., 0], n[..., 1], n[..., 2]
         # Inverse BT.601 written out, not a matrix product: BLAS may sum differently
@@ -86,7 +85,7 @@ def ycbcr_noise(image: Image, rng: np.random.Generator, *, variance: float) -> I
         out[..., 2] += y + np.float32(1.772) * cb
         return from_pixels(out)
 
-    return map_strips(image, strip)
+    return in_bands(image, band)
 
 
 @perturbation(

@@ -1,8 +1,10 @@
 """Conversions between uint8 images and [0, 1] floats, shared by the perturbations.
 
 Also `in_bands`: pixel-wise perturbations work one band of rows at a time, in a fixed
-order, so that a very large image never needs several full-size float copies at once
-and the result does not depend on how the work is split.
+order. A 3000 x 4000 photo is 36 MB as uint8 but 144 MB per float32 copy, and a
+pixel-wise perturbation makes a few copies; bands keep the float temporaries to a few
+MB whatever the image size. Bands are fixed in size and taken top first, so random
+draws made band by band are the same on every run.
 """
 
 from __future__ import annotations
