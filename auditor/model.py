@@ -90,8 +90,7 @@ class Model:
 
     def input_shape(self) -> tuple[int, int, int]:
         """The shape of one image's input: C x H x W or H x W x C."""
-        height, width = self.prep.size
-        return (3, height, width) if self.prep.layout == "nchw" else (height, width, 3)
+        return preprocess.input_shape(self.prep)
 
     def infer(self, tensor: NDArray[Any]) -> NDArray[np.float64]:
         """Run the model on a tensor from `to_tensor`; return N x K probabilities."""

@@ -194,9 +194,7 @@ def to_tensor(
     per channel: one pass instead of several float passes, with the same bits as the
     arithmetic written out (`value_tables`).
     """
-    height, width = prep.size
-    count = len(images)
-    shape = (count, 3, height, width) if prep.layout == "nchw" else (count, height, width, 3)
+    shape = (len(images), *input_shape(prep))
     if out is None:
         out = np.empty(shape, dtype)
     elif out.shape != shape or out.dtype != dtype:
@@ -217,6 +215,12 @@ def to_tensor(
             if not direct:
                 out[i, channel] = values
     return out
+
+
+def input_shape(prep: Preprocessing) -> tuple[int, int, int]:
+    """The shape of one image's input: C x H x W or H x W x C."""
+    height, width = prep.size
+    return (3, height, width) if prep.layout == "nchw" else (height, width, 3)
 
 
 @functools.lru_cache(maxsize=16)
