@@ -205,20 +205,18 @@ class Pipeline:
         self.scale_to_input = scale_to_input
         self.batch_size = model.batch or batch_size  # a fixed-batch model decides
         self.tuning = tuning
-        self.workers = tuning.workers
-        self.streams = tuning.streams
         self._spare: SimpleQueue[NDArray[Any]] = SimpleQueue()  # see `_recycle`
         self.max_pixels = max_pixels
-        self.in_flight = 2 * self.workers + 1
+        self.in_flight = 2 * tuning.workers + 1
         self.sampling = sampling  # None: images; else every sample is a video
         if sampling is not None:  # a video's rows are (1 + draws) x frames: hold fewer
-            self.in_flight = self.workers + 1
+            self.in_flight = tuning.workers + 1
         self.aggregate = aggregate
 
     def run(self, items: Iterable[tuple[int, data.Sample]]) -> Iterator[list[Scored | Failed]]:
         """Yield groups of finished samples (one group per model batch), in input order."""
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="auditor-perturb")
-        inference = ThreadPoolExecutor(self.streams, thread_name_prefix="auditor-infer")
+        pool = ThreadPoolExecutor(self.tuning.workers, thread_name_prefix="auditor-perturb")
+        inference = ThreadPoolExecutor(self.tuning.streams, thread_name_prefix="auditor-infer")
         try:
             with opencv_threads(self.tuning.opencv):
                 yield from self._stream(pool, inference, iter(items))
@@ -261,10 +259,10 @@ class Pipeline:
                 rows = min(buffered, self.batch_size)
                 buffered -= rows
                 running.append(self._submit(inference, queue, rows))
-                # Keep `streams` batches in the model at once; but while no batch has
+                # Keep `tuning.streams` batches in the model at once; but while no batch has
                 # fixed the model's output kind, the first one in order decides it alone.
                 decided = self.model.output_kind is not None
-                if decided and len(running) < self.streams and (pending or buffered):
+                if decided and len(running) < self.tuning.streams and (pending or buffered):
                     continue
             if running:
                 running.popleft().collect()
@@ -305,13 +303,19 @@ class Pipeline:
             decoded = data.decode(sample, self.max_pixels)
         except SampleError as exc:
             return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
-        tensor = self._rows()
-        self.model.to_tensor([decoded.image], out=tensor[:1])
-        for row, draw in enumerate(self.draws, start=1):
-            image = perturb(decoded.image, draw, sample.key, self.seed, self.scale_to_input)
-            self.model.to_tensor([image], out=tensor[row : row + 1])
+        tensor = self.fill_rows(decoded.image, sample.key, self.draws, self._rows())
         # Only the tensor goes on: the decoded and perturbed pixels are dropped here.
         return _Prepared(index, sample, tensor, decoded.sha256, decoded.converted)
+
+    def fill_rows(
+        self, image: NDArray[np.uint8], key: str, draws: Sequence[Draw], tensor: NDArray[Any]
+    ) -> NDArray[Any]:
+        """Write `image` clean, then under each of `draws`, into `tensor`'s 1 + D rows."""
+        self.model.to_tensor([image], out=tensor[:1])
+        for row, draw in enumerate(draws, start=1):
+            out = perturb(image, draw, key, self.seed, self.scale_to_input)
+            self.model.to_tensor([out], out=tensor[row : row + 1])
+        return tensor
 
     def _rows(self) -> NDArray[Any]:
         """An image's tensor of 1 + D rows: a finished sample's, else a new one."""

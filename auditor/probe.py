@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor import data, metrics, video
-from auditor.pipeline import Draw, Pipeline, Scored, opencv_threads, perturb
+from auditor.pipeline import Draw, Pipeline, Scored, opencv_threads
 from auditor.stats import Scoring
 
 PROBE_SAMPLES = 8
@@ -58,7 +58,8 @@ def run_probe(
     if not jobs:
         return {"n_samples": 0, "n_evaluations": 0, "max_abs_diff": 0.0, "decision_flips": 0}
     rescore = _rescore_clip if pipeline.sampling is not None else _rescore_image
-    with opencv_threads(pipeline.tuning.opencv), ThreadPoolExecutor(pipeline.workers) as pool:
+    tuning = pipeline.tuning
+    with opencv_threads(tuning.opencv), ThreadPoolExecutor(tuning.workers) as pool:
         rows = list(pool.map(lambda job: rescore(pipeline, job, draws), jobs))
     expected = np.concatenate([r[0] for r in rows])
     again = np.concatenate([r[1] for r in rows])
@@ -81,10 +82,7 @@ def _rescore_image(pipeline: Pipeline, job: _Job, draws: Sequence[Draw]) -> Rows
     model = pipeline.model
     image = data.decode(job.sample, pipeline.max_pixels).image
     tensor: NDArray[Any] = np.empty((1 + len(job.levels), *model.input_shape()), model.input_dtype)
-    model.to_tensor([image], out=tensor[:1])
-    for row, k in enumerate(job.levels, start=1):
-        out = perturb(image, draws[k], job.sample.key, pipeline.seed, pipeline.scale_to_input)
-        model.to_tensor([out], out=tensor[row : row + 1])
+    pipeline.fill_rows(image, job.sample.key, [draws[k] for k in job.levels], tensor)
     expected = np.vstack([job.before.clean, job.before.perturbed[job.levels]])
     return expected, pipeline.score(tensor)
 
