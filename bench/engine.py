@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -344,7 +343,7 @@ def profile(audit: Callable[[], object], evaluations: int) -> None:
     finally:
         for owner, name, original in patched:
             setattr(owner, name, original)
-    per, cores = 1000 / evaluations, _cores()
+    per, cores = 1000 / evaluations, pipeline.auto_workers()
     busy = 100 * cpu[0] / (wall * cores)
     print(f"profile of one audit: {wall * per:.2f} ms wall and {cpu[0] * per:.2f} ms CPU "
           f"per evaluation on {cores} cores ({busy:.0f}% busy)")  # fmt: skip
@@ -353,10 +352,6 @@ def profile(audit: Callable[[], object], evaluations: int) -> None:
     rest = cpu[0] - sum(spent.values())
     print(f"  {'other':<11} {rest * per:6.2f} ms CPU per evaluation "
           "(onnxruntime threads beyond the calling one, thread switches, setup)")  # fmt: skip
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 if __name__ == "__main__":

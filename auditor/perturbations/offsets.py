@@ -74,12 +74,17 @@ def add(image: NDArray[np.uint8], offsets: NDArray[np.int16]) -> NDArray[np.uint
     return out.astype(np.uint8)
 
 
+def _no_noise(k: float) -> float:
+    """P(offset <= k) when the offset is always 0."""
+    return 1.0 if k >= 0 else 0.0
+
+
 @functools.lru_cache(maxsize=64)
 def gaussian(sigma: float) -> OffsetTable:
     """round(N(0, sigma)), `sigma` in pixel values."""
     spread = abs(sigma) * math.sqrt(2)
     if spread == 0:
-        return table_from_cdf(lambda k: 1.0 if k >= 0 else 0.0)
+        return table_from_cdf(_no_noise)
     return table_from_cdf(lambda k: 0.5 * math.erfc(-(k + 0.5) / spread))
 
 
@@ -88,5 +93,5 @@ def uniform(radius: float) -> OffsetTable:
     """round(U(-radius, radius)), `radius` in pixel values."""
     radius = abs(radius)
     if radius == 0:
-        return table_from_cdf(lambda k: 1.0 if k >= 0 else 0.0)
+        return table_from_cdf(_no_noise)
     return table_from_cdf(lambda k: (k + 0.5 + radius) / (2 * radius))
