@@ -28,7 +28,8 @@ bench/perturbations.py runs to time the reference in the same run as ours.
 scikit-image (never fetched): square crops, area-averaged by an integer factor in
 numpy, so any numpy and any OpenCV build give the same pixels; their sha256 are in
 the fixture and the test checks them. This file needs only numpy, OpenCV (to read
-PNGs) and scikit-image's data folder, so our environment can import it too.
+PNGs), scikit-image's data folder and the suite names from `auditor.perturbations`
+(numpy and OpenCV again), so our environment can import it too.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from auditor.perturbations import SUITES  # noqa: E402
+
 SIZE = 224
 SEED = 20190401
 ROUNDS = 4  # each photograph is corrupted this many times (fresh randomness each time)
@@ -58,27 +63,7 @@ PHOTOS = (
     ("motorcycle_left.png", 26, 146, 2),
     ("motorcycle_left.png", 138, 258, 1),
 )
-NAMES = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-    "speckle_noise",
-    "gaussian_blur",
-    "spatter",
-    "saturate",
-)
+NAMES = SUITES["imagenet-c-all"]  # the corruptions imagecorruptions implements, in its order
 MAX_PSNR = 100.0  # reported for an unchanged image, where PSNR is infinite
 
 
