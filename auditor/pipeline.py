@@ -336,22 +336,26 @@ class Pipeline:
 
     def _prepare_clip(self, index: int, sample: data.Sample) -> _Prepared:
         """A video: the rows of all its sampled frames, clean then under every draw."""
-        assert self.sampling is not None
         try:
-            rows = video.clip_rows(
-                sample.path,
-                sample.key,
-                self.draws,
-                self.model.to_tensor,
-                seed=self.seed,
-                scale_to_input=self.scale_to_input,
-                sampling=self.sampling,
-            )
+            rows = self.clip_rows(sample, self.draws)
         except SampleError as exc:
             return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
         clip = rows.clip
         return _Prepared(
             index, sample, rows.tensor, clip.sha256, frames=rows.frames, frame_indices=clip.indices
+        )
+
+    def clip_rows(self, sample: data.Sample, draws: Sequence[Draw]) -> video.ClipRows:
+        """A video's sampled frames decoded once, clean then under each of `draws`, as rows."""
+        assert self.sampling is not None
+        return video.clip_rows(
+            sample.path,
+            sample.key,
+            draws,
+            self.model.to_tensor,
+            seed=self.seed,
+            scale_to_input=self.scale_to_input,
+            sampling=self.sampling,
         )
 
 

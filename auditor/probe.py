@@ -89,19 +89,10 @@ def _rescore_image(pipeline: Pipeline, job: _Job, draws: Sequence[Draw]) -> Rows
 
 def _rescore_clip(pipeline: Pipeline, job: _Job, draws: Sequence[Draw]) -> Rows:
     """The same for a video: its clip re-read, re-scored clean and at its probe levels."""
-    assert pipeline.sampling is not None
-    model = pipeline.model
-    rows = video.clip_rows(
-        job.sample.path,
-        job.sample.key,
-        [draws[k] for k in job.levels],
-        model.to_tensor,
-        seed=pipeline.seed,
-        scale_to_input=pipeline.scale_to_input,
-        sampling=pipeline.sampling,
-    )
+    rows = pipeline.clip_rows(job.sample, [draws[k] for k in job.levels])
+    positive = pipeline.model.positive_index()
     clean, perturbed, _ = video.split_rows(
-        pipeline.score(rows.tensor), rows.frames, pipeline.aggregate, model.positive_index()
+        pipeline.score(rows.tensor), rows.frames, pipeline.aggregate, positive
     )
     expected = np.vstack([job.before.clean, job.before.perturbed[job.levels]])
     return expected, np.vstack([clean, perturbed])
