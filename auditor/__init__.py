@@ -1,7 +1,7 @@
 """auditor: audit how robust an ONNX image classifier is (robust accuracy and robust ratio).
 
 The small public API: `AuditConfig` and `run_audit`. They are imported lazily so that
-`import auditor.perturbations` or `auditor.report` does not load onnxruntime.
+`import auditor.perturbations` or `auditor.report.html` does not load onnxruntime.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def __getattr__(name: str) -> Any:
 
         return AuditConfig
     if name == "run_audit":
-        from auditor.engine import run_audit
+        from auditor.engine.run import run_audit
 
         return run_audit
     raise AttributeError(f"module 'auditor' has no attribute {name!r}")

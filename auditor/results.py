@@ -63,7 +63,7 @@ class Gate:
     value: float | None
     passed: bool
     where: str = ""
-    # Policy gates decide on the 95% interval (`auditor.policy`); quick gates on the value.
+    # Policy gates decide on the 95% interval (`auditor.verdict.policy`); quick gates on the value.
     ci: Interval | None = None
     outcome: str = ""  # "PASS" | "FAIL" | "INCONCLUSIVE"; "" in older JSON: from `passed`
     bound: str = "min"  # "min": value must reach the threshold; "max": must not exceed it
@@ -122,7 +122,7 @@ class AuditResults:
     # {"n_frames", "clean": {n, accuracy, accuracy_ci}, "levels": [{perturbation, level,
     # n, ra, ra_ci, rr, rr_ci, flip_rate, flip_rate_ci}]}, in the order of `results`.
     frame_results: dict[str, Any] | None = None
-    # Who issued the report and when (`auditor.provenance`): {"report_id", "issued_at",
+    # Who issued the report and when (`auditor.report.provenance`): {"report_id", "issued_at",
     # "auditor", "organisation", "statement"}; empty in results that were never issued.
     identification: dict[str, Any] = field(default_factory=dict)
     # square_linf: queries, threat model and per-level search figures; {} when none ran

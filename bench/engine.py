@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from auditor import perturbations  # noqa: E402
 from auditor.config import AuditConfig  # noqa: E402
-from auditor.engine import run_audit  # noqa: E402
+from auditor.engine.run import run_audit  # noqa: E402
 from auditor.perturbations import SUITES  # noqa: E402
 from auditor.seeds import derive_rng  # noqa: E402
 
@@ -278,7 +278,7 @@ def ray_overhead(args: argparse.Namespace) -> None:
     """
     import ray
 
-    from auditor.distributed import run_audit_ray, start_or_join
+    from auditor.engine.distributed import run_audit_ray, start_or_join
 
     with tempfile.TemporaryDirectory() as tmp:
         config = AuditConfig(
@@ -313,7 +313,9 @@ def profile(audit: Callable[[], object], evaluations: int) -> None:
     onnxruntime thread per call by default, so the calling thread's CPU is the call's),
     and the statistics on the main thread.
     """
-    from auditor import engine, model, pipeline
+    from auditor.engine import pipeline
+    from auditor.engine import run as engine
+    from auditor.model import adapter as model
 
     spent = {"prepare": 0.0, "model": 0.0, "statistics": 0.0}
     lock = threading.Lock()

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from auditor.config import ModelOptions  # noqa: E402
-from auditor.model import Model, load_model  # noqa: E402
+from auditor.model.adapter import Model, load_model  # noqa: E402
 
 PROBABILITY_TOLERANCE = 1e-3  # fp32 kernels differ by ~1e-6; TF32 by ~1e-3
 

@@ -24,7 +24,7 @@ py="$venv/bin/python"
 # onnxruntime-gpu must be the only runtime, and it must offer CUDA.
 "$py" - <<'PY'
 import sys
-from auditor.providers import installed_runtimes
+from auditor.model.providers import installed_runtimes
 import onnxruntime as ort
 print("runtimes:", installed_runtimes(), "onnxruntime", ort.__version__)
 print("available providers:", ort.get_available_providers())

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from gpu_check import conv_model  # noqa: E402
 
 from auditor.config import ModelOptions  # noqa: E402
-from auditor.model import load_model  # noqa: E402
+from auditor.model.adapter import load_model  # noqa: E402
 
 
 def median_seconds(action, repeats: int) -> float:

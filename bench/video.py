@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # so a plain checkout works without installing `auditor`
 from auditor.config import AuditConfig, VideoOptions  # noqa: E402
-from auditor.engine import run_audit  # noqa: E402
+from auditor.engine.run import run_audit  # noqa: E402
 
 MODEL = REPO / "samples" / "deepfake" / "detector_a.onnx"
 IMAGES = REPO / "samples" / "deepfake" / "data"

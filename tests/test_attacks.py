@@ -23,7 +23,7 @@ from auditor.adversarial import (
 )
 from auditor.config import ModelOptions
 from auditor.metrics import decide
-from auditor.model import Model, load_model
+from auditor.model.adapter import Model, load_model
 from auditor.seeds import derive_rng
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "deepfake"

@@ -14,7 +14,7 @@ from test_attacks import constant_model
 
 from auditor import AuditConfig, perturbations, run_audit
 from auditor.cli import main
-from auditor.engine import merge, run_shard
+from auditor.engine.run import merge, run_shard
 from auditor.errors import ConfigError
 from auditor.results import AuditResults, from_json, to_json
 

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
-from auditor.compare import compare_results, render_compare
-from auditor.report import render_html
+from auditor.report.compare import compare_results, render_compare
+from auditor.report.html import render_html
 from auditor.results import load_json
 
 GOLD = Path(__file__).parent / "gold" / "results.json"

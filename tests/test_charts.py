@@ -1,4 +1,4 @@
-"""Tests of `auditor.charts`: valid SVG, one line per series, escaping, audit charts."""
+"""Tests of `auditor.report.charts`: valid SVG, one line per series, escaping, audit charts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auditor import charts
-from auditor.charts import UNIT_TICKS, Axis, Series, line_chart
+from auditor.report import charts
+from auditor.report.charts import UNIT_TICKS, Axis, Series, line_chart
 from auditor.results import AuditResults, load_json
 
 GOLD = Path(__file__).parent / "gold" / "results.json"

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from conftest import build_model
 
 from auditor.cli import main
-from auditor.compare import compare_results, corruption_error
 from auditor.errors import EXIT_CANNOT_RUN, EXIT_OK, ConfigError
+from auditor.report.compare import compare_results, corruption_error
 from auditor.results import AuditResults, load_json
 
 GOLD = Path(__file__).parent / "gold" / "results.json"

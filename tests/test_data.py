@@ -101,7 +101,7 @@ def test_manifest_listing_a_file_twice_is_refused(data_dir):
 def test_header_size_is_read_without_decoding(tmp_path, suffix):
     import cv2
 
-    from auditor.imagesize import header_size
+    from auditor.data.imagesize import header_size
 
     image = colour_image(np.random.default_rng(0), 0.3, (37, 53))
     if suffix == ".pgm":

@@ -15,8 +15,8 @@ import pytest
 from conftest import build_model, colour_image, without_run_specifics, write_image
 
 from auditor import AuditConfig, run_audit
-from auditor.engine import merge, run_shard
-from auditor.pipeline import plan_tuning
+from auditor.engine.pipeline import plan_tuning
+from auditor.engine.run import merge, run_shard
 from auditor.results import to_json
 
 ECHOED = ("batch_size", "workers")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor import environment
+from auditor.engine import environment
 
 
 def test_cpu_model_from_cpuinfo(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor import gates
 from auditor.results import Gate, load_json
+from auditor.verdict import gates
 
 GOLD = Path(__file__).parent / "gold" / "results.json"
 

@@ -13,7 +13,7 @@ from zoo import build, labels_prop, retarget_external
 from auditor.cli import main
 from auditor.config import ModelOptions
 from auditor.errors import EXIT_CANNOT_RUN, EXIT_OK
-from auditor.inspection import inspect_model
+from auditor.model.inspection import inspect_model
 
 
 def run(*args: str):
@@ -49,7 +49,10 @@ def test_inspect_prints_the_facts_and_the_flags(tmp_path):
 
 def test_inspect_json_flags_reproduce_the_reading(tmp_path):
     meta = {"size": [6, 10], "resize": "letterbox", "pad_value": 114, "mean": [0.5] * 3}
-    props = {"auditor.preprocess": json.dumps(meta), **labels_prop("labels", ["a", "b"], "comma")}
+    props = {
+        "auditor.preprocess": json.dumps(meta),
+        **labels_prop("labels", ["a", "b"], "comma"),
+    }
     zoo = build(tmp_path / "m.onnx", size=("H", "W"), head="none", props=props)
     report = inspect_json(zoo.path)
     assert report["preprocess_sources"]["size"] == "metadata"

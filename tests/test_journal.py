@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from auditor import journal
+from auditor.engine import journal
+from auditor.engine.journal import Journal
 from auditor.errors import ConfigError
-from auditor.journal import Journal
 
 
 def test_records_round_trip_with_exact_floats(tmp_path):

@@ -12,7 +12,7 @@ from zoo import build, labels_prop
 
 from auditor.config import ModelOptions, PreprocessOptions
 from auditor.errors import ConfigError, ModelError, RuntimeMissingError
-from auditor.model import load_model, runtime_message
+from auditor.model.adapter import load_model, runtime_message
 
 
 @pytest.fixture
@@ -151,9 +151,9 @@ def test_missing_runtime_names_the_extras(tmp_path, monkeypatch):
 
 
 def test_two_runtimes_side_by_side_are_refused(tmp_path, monkeypatch):
-    import auditor.providers
+    import auditor.model.providers
 
-    monkeypatch.setattr(auditor.providers, "RUNTIME_DISTRIBUTIONS", ("onnxruntime", "onnx"))
+    monkeypatch.setattr(auditor.model.providers, "RUNTIME_DISTRIBUTIONS", ("onnxruntime", "onnx"))
     with pytest.raises(RuntimeMissingError, match="both onnxruntime and onnx are installed"):
         load_model(build_model(tmp_path / "m.onnx"), ModelOptions())
 

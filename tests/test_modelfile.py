@@ -11,8 +11,8 @@ from zoo import build, retarget_external
 
 from auditor.config import ModelOptions
 from auditor.errors import ConfigError, ModelError
-from auditor.model import load_model
-from auditor.modelfile import metadata_labels, parse_size, read_model_file
+from auditor.model.adapter import load_model
+from auditor.model.modelfile import metadata_labels, parse_size, read_model_file
 
 
 def one_line(exc_info) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from auditor.errors import ConfigError, ModelError
-from auditor.outputs import declared_kind, detect_kind, normalize
+from auditor.model.outputs import declared_kind, detect_kind, normalize
 
 
 @pytest.mark.parametrize(

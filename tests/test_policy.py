@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor import policy
 from auditor.cli import main
 from auditor.errors import EXIT_CANNOT_RUN, EXIT_GATE_FAILED, EXIT_OK, ConfigError
 from auditor.results import AuditResults, load_json
+from auditor.verdict import policy
 
 GOLD = Path(__file__).parent / "gold" / "results.json"
 

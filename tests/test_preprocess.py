@@ -9,7 +9,7 @@ from zoo import build
 
 from auditor.config import PreprocessOptions
 from auditor.errors import ConfigError
-from auditor.preprocess import INTERPOLATIONS, Preprocessing, resize_image, resolve, to_tensor
+from auditor.model.preprocess import INTERPOLATIONS, Preprocessing, resize_image, resolve, to_tensor
 
 
 def prep(**kw) -> Preprocessing:
@@ -121,7 +121,7 @@ def to_nchw(pixels, scale=1 / 255, mean=(0, 0, 0), std=(1, 1, 1)):
 
 def run(zoo, images, **flags):
     from auditor.config import ModelOptions
-    from auditor.model import load_model
+    from auditor.model.adapter import load_model
 
     model = load_model(zoo.path, ModelOptions(preprocess=PreprocessOptions(**flags)))
     return model.predict(images)
@@ -168,7 +168,7 @@ def test_channel_order_scale_mean_std_against_numpy(tmp_path, wide_image):
     meta = {"channel_order": "bgr", "mean": list(mean), "std": list(std), "scale": 1 / 255}
     zoo2 = build(tmp_path / "m2.onnx", size=(8, 8), layout="nhwc", seed=0, props=_meta(meta))
     from auditor.config import ModelOptions
-    from auditor.model import load_model
+    from auditor.model.adapter import load_model
 
     model = load_model(zoo2.path, ModelOptions())
     np.testing.assert_allclose(model.predict([wide_image]), expected, atol=1e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from auditor.progress import ProgressBar
+from auditor.cli.progress import ProgressBar
 
 
 class Terminal(io.StringIO):

@@ -11,8 +11,8 @@ from zoo import build
 from auditor.cli import main
 from auditor.config import ModelOptions
 from auditor.errors import ConfigError
-from auditor.model import load_model
-from auditor.providers import CPU, CUDA, ProviderWarning, choose_provider
+from auditor.model.adapter import load_model
+from auditor.model.providers import CPU, CUDA, ProviderWarning, choose_provider
 
 KNOWN = ["TensorrtExecutionProvider", CUDA, "OpenVINOExecutionProvider", CPU]
 

@@ -23,7 +23,7 @@ from conftest import without_run_specifics
 
 from auditor import AuditConfig, run_audit
 from auditor.cli import main
-from auditor.distributed import ShardWorker, run_audit_ray
+from auditor.engine.distributed import ShardWorker, run_audit_ray
 from auditor.errors import DataError
 from auditor.results import AuditResults, to_json
 
@@ -49,7 +49,7 @@ def running_ray(ray_installed) -> Iterator[None]:
     before the cluster test, whose `ray stop` ends every Ray on the machine)."""
     import ray
 
-    from auditor.distributed import start_or_join
+    from auditor.engine.distributed import start_or_join
 
     start_or_join(ray, None)
     yield

@@ -1,4 +1,4 @@
-"""Tests of `auditor.report`: golden HTML, self-containment, structure, summary line.
+"""Tests of `auditor.report.html`: golden HTML, self-containment, structure, summary line.
 
 The golden report is `tests/gold/report.html`, rendered from `tests/gold/results.json`
 (written by `tests/gold/make_results.py`). After an intended change to the report,
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from auditor import report
-from auditor.report import render_html, summary_line, write_report
+from auditor.report import html as report
+from auditor.report.html import render_html, summary_line, write_report
 from auditor.results import AuditResults, Gate, Verdict, load_json, to_json
 
 GOLD = Path(__file__).parent / "gold"
@@ -458,8 +458,8 @@ def test_templates_are_found() -> None:
 
 def test_report_needs_no_model_runtime() -> None:
     code = (
-        "import sys, auditor.report; "
-        "heavy = {'onnxruntime', 'cv2', 'numpy', 'auditor.engine', 'auditor.model'}; "
+        "import sys, auditor.report.html; "
+        "heavy = {'onnxruntime', 'cv2', 'numpy', 'auditor.engine.run', 'auditor.model.adapter'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run(

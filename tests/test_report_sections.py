@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_report import Page, visible
 
-from auditor import sections
-from auditor.provenance import identify
-from auditor.report import render_html
+from auditor.report import sections
+from auditor.report.html import render_html
+from auditor.report.provenance import identify
 from auditor.results import AuditResults, load_json
 
 GOLD = Path(__file__).parent / "gold" / "results.json"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor import metrics
-from auditor.stats import AuditStats, Scoring
+from auditor.engine.stats import AuditStats, Scoring
 
 KEYS = ["0.01", "0.05", "0.1", "0.2"]
 TOLERANCES = (0.01, 0.05, 0.1, 0.2)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from auditor.cli import main
 from auditor.errors import EXIT_CANNOT_RUN, EXIT_GATE_FAILED, EXIT_OK
-from auditor.integrity import read_embedded
+from auditor.report.integrity import read_embedded
 from auditor.results import AuditResults, from_json, load_json
 
 GOLD = Path(__file__).parent / "gold" / "results.json"

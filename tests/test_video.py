@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from conftest import without_run_specifics
 
-from auditor import video
+from auditor.data import video
+from auditor.data.video import FrameSampling
+from auditor.engine import clips
 from auditor.errors import ConfigError, DataError, SampleError
 from auditor.perturbations import registry
-from auditor.video import FrameSampling
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_VIDEOS = ROOT / "samples" / "video" / "data"
@@ -108,27 +109,27 @@ def test_images_and_videos_together_are_refused(tmp_path):
 
 def test_aggregates_are_per_class_and_sum_to_one():
     frames = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
-    assert video.aggregate(frames, "mean", 1) == pytest.approx([17 / 30, 13 / 30])
-    assert video.aggregate(frames, "median", 1) == pytest.approx([0.6, 0.4])
+    assert clips.aggregate(frames, "mean", 1) == pytest.approx([17 / 30, 13 / 30])
+    assert clips.aggregate(frames, "median", 1) == pytest.approx([0.6, 0.4])
     # max: the most suspicious frame (highest p of the positive class), whole vector.
-    assert video.aggregate(frames, "max", 1) == pytest.approx([0.2, 0.8])
+    assert clips.aggregate(frames, "max", 1) == pytest.approx([0.2, 0.8])
     three = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
-    assert video.aggregate(three, "max", None) == pytest.approx(np.array([0.7, 0.3, 0.6]) / 1.6)
-    assert video.aggregate(three, "median", None).sum() == pytest.approx(1.0)
+    assert clips.aggregate(three, "max", None) == pytest.approx(np.array([0.7, 0.3, 0.6]) / 1.6)
+    assert clips.aggregate(three, "median", None).sum() == pytest.approx(1.0)
 
 
 def test_aggregation_works_over_repeats_too():
     frames = np.random.default_rng(0).dirichlet([1, 1], size=(3, 5))  # R x F x K
-    for how in video.AGGREGATES:
-        out = video.aggregate(frames, how, 1)
+    for how in clips.AGGREGATES:
+        out = clips.aggregate(frames, how, 1)
         assert out.shape == (3, 2)
         for r in range(3):
-            assert out[r] == pytest.approx(video.aggregate(frames[r], how, 1))
+            assert out[r] == pytest.approx(clips.aggregate(frames[r], how, 1))
 
 
 def test_an_unknown_aggregate_is_refused():
     with pytest.raises(ConfigError, match="--aggregate"):
-        video.aggregate(np.ones((2, 2)) / 2, "mode", 1)
+        clips.aggregate(np.ones((2, 2)) / 2, "mode", 1)
 
 
 # ---------------------------------------------------------------- perturbation
@@ -152,29 +153,29 @@ def occlusion(monkeypatch):
 
 def test_a_global_draw_is_the_same_on_every_frame(occlusion):
     frames = [np.full((40, 40, 3), 50 + 10 * i, np.uint8) for i in range(6)]
-    rng_for = lambda: video.derive_rng(0, "real/a.mp4", "test_occlusion", 1, 0)  # noqa: E731
-    out = video.perturb_clip("test_occlusion", frames, {"side": 6}, rng_for)
+    rng_for = lambda: clips.derive_rng(0, "real/a.mp4", "test_occlusion", 1, 0)  # noqa: E731
+    out = clips.perturb_clip("test_occlusion", frames, {"side": 6}, rng_for)
     masks = [np.all(frame == 0, axis=2) for frame in out]
     assert masks[0].sum() == 36
     assert all(np.array_equal(mask, masks[0]) for mask in masks)
     # Another video draws another place.
-    other = lambda: video.derive_rng(0, "real/b.mp4", "test_occlusion", 1, 0)  # noqa: E731
-    elsewhere = video.perturb_clip("test_occlusion", frames, {"side": 6}, other)
+    other = lambda: clips.derive_rng(0, "real/b.mp4", "test_occlusion", 1, 0)  # noqa: E731
+    elsewhere = clips.perturb_clip("test_occlusion", frames, {"side": 6}, other)
     assert not np.array_equal(np.all(elsewhere[0] == 0, axis=2), masks[0])
 
 
 def test_per_pixel_noise_is_a_static_pattern_over_the_frames():
     frames = [np.full((20, 20, 3), 128, np.uint8) for _ in range(4)]
-    rng_for = lambda: video.derive_rng(3, "fake/c.mp4", "gaussian_noise", 2, 0)  # noqa: E731
-    out = video.perturb_clip("gaussian_noise", frames, {"sigma": 0.12}, rng_for)
+    rng_for = lambda: clips.derive_rng(3, "fake/c.mp4", "gaussian_noise", 2, 0)  # noqa: E731
+    out = clips.perturb_clip("gaussian_noise", frames, {"sigma": 0.12}, rng_for)
     assert not np.array_equal(out[0], frames[0])
     assert all(np.array_equal(frame, out[0]) for frame in out)
 
 
 def test_the_rate_factor_maps_to_coarser_quality():
-    qualities = [video.jpeg_quality(c) for c in (30, 32, 35, 38, 40)]
+    qualities = [clips.jpeg_quality(c) for c in (30, 32, 35, 38, 40)]
     assert qualities == [41, 37, 31, 25, 22]  # as the image-level video_compression
-    assert video.rate_factor({"crf": 35}) == 35.0
+    assert clips.rate_factor({"crf": 35}) == 35.0
 
 
 def test_compression_re_encodes_the_whole_clip(tmp_path):
@@ -183,7 +184,7 @@ def test_compression_re_encodes_the_whole_clip(tmp_path):
     frames = [np.roll(base, i, axis=1) for i in range(8)]
     errors = []
     for crf in (30, 40):
-        out = video.perturb_clip("video_compression", frames, {"crf": crf}, lambda: None)
+        out = clips.perturb_clip("video_compression", frames, {"crf": crf}, lambda: None)
         assert len(out) == 8 and out[0].shape == (48, 64, 3) and out[0].dtype == np.uint8
         errors.append(np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(out, frames)]))
     assert 0 < errors[0] < errors[1]
@@ -203,7 +204,7 @@ class Draw:
 def test_clip_rows_hold_clean_frames_then_each_draw(tmp_path):
     path = counting_clip(tmp_path / "c.avi", 10)
     draws = [Draw("gaussian_noise", 1, {"sigma": 0.08}, r) for r in range(2)]
-    rows = video.clip_rows(
+    rows = clips.clip_rows(
         path,
         "real/c.avi",
         draws,
@@ -228,7 +229,7 @@ def test_clip_rows_hold_clean_frames_then_each_draw(tmp_path):
 
 def test_split_rows_aggregates_per_video_and_keeps_the_frames():
     probs = np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.1, 0.9], [0.5, 0.5], [0.5, 0.5]])
-    clean, perturbed, frames = video.split_rows(probs, 2, "mean", 1)
+    clean, perturbed, frames = clips.split_rows(probs, 2, "mean", 1)
     assert clean == pytest.approx([0.7, 0.3])
     assert perturbed == pytest.approx(np.array([[0.2, 0.8], [0.5, 0.5]]))
     assert frames.shape == (3, 2, 2) and np.array_equal(frames[1], probs[2:4])
@@ -275,7 +276,7 @@ def test_the_sample_clips_audit_end_to_end(tmp_path):
     html = (tmp_path / "out" / "report.html").read_text()
     assert 'id="video"' in html and 'id="frame-table"' in html and "192" in html
     # The saved JSON alone re-renders the video section (no model, no videos needed).
-    from auditor.report import render_html
+    from auditor.report.html import render_html
     from auditor.results import load_json
 
     again = render_html(load_json(tmp_path / "out" / "report.json"))
@@ -293,7 +294,7 @@ def test_frames_and_fps_choose_the_frames_of_each_video(tmp_path):
 
 def test_aggregation_modes_give_different_video_scores(tmp_path):
     scores = {}
-    for how in video.AGGREGATES:
+    for how in clips.AGGREGATES:
         result, out = check(
             tmp_path, SAMPLE_VIDEOS, "-p", "brightness:delta=0.3", "--aggregate", how
         )
@@ -376,7 +377,7 @@ def test_video_results_do_not_depend_on_workers_batches_or_shards(video_config):
     import pickle
     from dataclasses import replace
 
-    from auditor.engine import merge, run_audit, run_shard
+    from auditor.engine.run import merge, run_audit, run_shard
 
     reference = comparable(run_audit(replace(video_config, workers=1)))
     assert reference["frame_results"]["n_frames"] == 60

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
-from auditor.gates import FAIL, INCONCLUSIVE, PASS, QUICK_RULE, combine
 from auditor.results import AuditResults, Gate, LevelResult, tolerance_key
+from auditor.verdict.gates import FAIL, INCONCLUSIVE, PASS, QUICK_RULE, combine
 
 if sys.version_info >= (3, 11):
     import tomllib

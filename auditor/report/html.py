@@ -17,10 +17,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from auditor import __version__, charts, sections
-from auditor.integrity import EMBED_ID, digest
+from auditor import __version__
+from auditor.report import charts, sections
+from auditor.report.integrity import EMBED_ID, digest
+from auditor.report.sections import FEW_SAMPLES
 from auditor.results import AuditResults, LevelResult, to_json, write_atomic
-from auditor.sections import FEW_SAMPLES
 
 MISSING = "\u2014"
 SKIPPED_SHOWN = 50  # a data folder full of broken files must not bloat the report
@@ -36,7 +37,7 @@ def _templates_dir() -> Path:
     packaged = importlib.resources.files("auditor") / "templates"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "templates"
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 def rate(value: float | None) -> str:
@@ -257,7 +258,7 @@ def render_html(
     """Return the standalone HTML report of `results`, embedding their JSON.
 
     `json_text` is the JSON to embed (by default `to_json(results)`); `signature` is what
-    `auditor.integrity.sign` returned for that JSON's digest, shown in the header.
+    `auditor.report.integrity.sign` returned for that JSON's digest, shown in the header.
     """
     text = to_json(results) if json_text is None else json_text
     context = _context(results, text, signature)

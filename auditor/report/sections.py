@@ -1,6 +1,6 @@
 """What the report's method, sample-size, environment and appendix sections show.
 
-Pure functions of an `AuditResults` (no rendering); `auditor.report` hands their output
+Pure functions of an `AuditResults` (no rendering); `auditor.report.html` hands their output
 to the templates. Every key they read may be absent in older or partial results.
 """
 

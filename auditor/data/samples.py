@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from auditor.data.imagesize import header_size, jpeg_truncated
+from auditor.data.video import VIDEO_SUFFIXES, is_video, media_kind, still
 from auditor.errors import DataError, SampleError
-from auditor.imagesize import header_size, jpeg_truncated
-from auditor.video import VIDEO_SUFFIXES, is_video, media_kind, still
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
@@ -50,7 +50,7 @@ class Dataset:
     kind: str  # "folders" | "manifest" | "unlabelled"
     samples: list[Sample]
     skipped: list[Skipped] = field(default_factory=list)
-    media: str = "image"  # "image" | "video" (see `auditor.video`); never both
+    media: str = "image"  # "image" | "video" (see `auditor.data.video`); never both
 
     @property
     def labelled(self) -> bool:
@@ -197,7 +197,7 @@ def decode(sample: Sample, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode `sample` to RGB uint8, refusing images over `max_pixels` pixels.
 
     The size is read from the header before decoding where the format allows (see
-    `auditor.imagesize`), so a decompression bomb is refused without being decoded.
+    `auditor.data.imagesize`), so a decompression bomb is refused without being decoded.
     A video gives its middle frame (thumbnails, warm-up; audits read videos in `video`).
     """
     if is_video(sample.path):

@@ -1,6 +1,6 @@
 """Pass/fail gates: `--fail-under-ra` and `--fail-under-rr` over every level.
 
-These quick gates decide on the measured value alone; `auditor.policy` adds gates that
+These quick gates decide on the measured value alone; `auditor.verdict.policy` adds gates that
 decide on the 95% interval. `combine` turns any mix of gates into one verdict.
 """
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from auditor import __version__
-from auditor.model import installed_runtimes
+from auditor.model.adapter import installed_runtimes
 
 _CPUINFO = Path("/proc/cpuinfo")
 _NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")

@@ -29,9 +29,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor import data, perturbations, video
+from auditor import data, perturbations
+from auditor.data import video
+from auditor.engine import clips
 from auditor.errors import SampleError
-from auditor.model import Model
+from auditor.model.adapter import Model
 from auditor.perturbations.registry import PlannedPerturbation
 from auditor.seeds import derive_rng
 
@@ -345,10 +347,10 @@ class Pipeline:
             index, sample, rows.tensor, clip.sha256, frames=rows.frames, frame_indices=clip.indices
         )
 
-    def clip_rows(self, sample: data.Sample, draws: Sequence[Draw]) -> video.ClipRows:
+    def clip_rows(self, sample: data.Sample, draws: Sequence[Draw]) -> clips.ClipRows:
         """A video's sampled frames decoded once, clean then under each of `draws`, as rows."""
         assert self.sampling is not None
-        return video.clip_rows(
+        return clips.clip_rows(
             sample.path,
             sample.key,
             draws,
@@ -364,7 +366,7 @@ def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scor
         return Failed(prepared.index, prepared.sample, prepared.reason)
     assert prepared.probs is not None
     if prepared.frames:
-        clean, perturbed, frames = video.split_rows(
+        clean, perturbed, frames = clips.split_rows(
             prepared.probs, prepared.frames, aggregate, positive
         )
         return Scored(

@@ -2,8 +2,8 @@
 
 The HTML report embeds its results JSON (the exact text of the `.json` file) in a
 `<script type="application/json">` block and shows that text's SHA-256 in its header.
-`verify_report` recomputes the digest, checks an optional signature over it, and
-re-renders the embedded results to check that the visible report says what they say.
+`auditor.report.verify` recomputes the digest, checks an optional signature over it,
+and re-renders the embedded results to check that the visible report says what they say.
 Signing needs the `cryptography` package (`pip install "auditor[sign]"`).
 """
 
@@ -13,7 +13,7 @@ import base64
 import hashlib
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,71 +142,3 @@ def read_embedded(text: str, origin: str) -> Embedded:
     return Embedded(
         blocks[0], meta["auditor-results-sha256"], meta.get("auditor-generator", ""), signature
     )
-
-
-@dataclass
-class Verification:
-    """The outcome of `verify_report`: problems found, and notes on what was checked."""
-
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def intact(self) -> bool:
-        return not self.problems
-
-
-def verify_report(path: Path, public_key: Path | None = None) -> Verification:
-    """Check the report at `path`: digest, signature (with `public_key`), visible text."""
-    from auditor import __version__
-    from auditor.report import render_html
-    from auditor.results import from_json
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportUnreadable(f"cannot read {path}: {exc}") from exc
-    found = read_embedded(text, str(path))
-    out = Verification()
-    actual = digest(found.json_text)
-    if actual != found.claimed_digest:
-        out.problems.append(
-            f"the embedded results hash to {actual}, the header says {found.claimed_digest}"
-        )
-    _check_signature(found, actual, public_key, out)
-    try:
-        results = from_json(found.json_text, f"{path} (embedded results)")
-    except ValueError as exc:
-        out.problems.append(str(exc))
-        return out
-    if found.generator != __version__:
-        out.notes.append(
-            f"rendered by auditor {found.generator or '?'}, this is {__version__}: checked the "
-            "digest and signature only, not the visible text"
-        )
-    elif render_html(results, signature=found.signature) != text:
-        out.problems.append("the visible report differs from what its embedded results render to")
-    return out
-
-
-def _check_signature(
-    found: Embedded, actual: str, public_key: Path | None, out: Verification
-) -> None:
-    if public_key is None:
-        if found.signature:
-            out.notes.append(
-                f"signed by key {found.signature['fingerprint']}; pass --public-key to check it"
-            )
-        return
-    raw = load_public_key(public_key)
-    if not found.signature:
-        out.problems.append("the report is not signed")
-        return
-    if found.signature.get("fingerprint") != fingerprint(raw):
-        out.problems.append(
-            f"signed by key {found.signature.get('fingerprint')}, not by {fingerprint(raw)}"
-        )
-    elif not signature_valid(found.signature, actual, raw):
-        out.problems.append("the signature does not match the embedded results")
-    else:
-        out.notes.append(f"signature valid, key {fingerprint(raw)}")

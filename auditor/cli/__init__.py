@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from auditor import __version__
-from auditor.cli_options import (
+from auditor.cli.options import (
     F,
     Number,
     NumberList,
@@ -35,6 +35,7 @@ from auditor.config import (
     VideoOptions,
 )
 from auditor.config import PreprocessOptions as Prep
+from auditor.engine.clips import AGGREGATES
 from auditor.errors import (
     EXIT_CANNOT_RUN,
     EXIT_GATE_FAILED,
@@ -43,7 +44,6 @@ from auditor.errors import (
     ConfigError,
     OutputError,
 )
-from auditor.video import AGGREGATES
 
 EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
 
@@ -79,7 +79,7 @@ def _show_warnings_as_lines() -> None:
     def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
         click.echo(f"auditor: warning: {message}", err=True)
 
-    from auditor.providers import ProviderWarning
+    from auditor.model.providers import ProviderWarning
 
     warnings.showwarning = show
     warnings.simplefilter("always", ProviderWarning)
@@ -263,10 +263,10 @@ def _show_warnings_as_lines() -> None:
 @_reports_errors
 def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the HTML report and results JSON."""
-    from auditor import policy
-    from auditor.engine import AuditInterrupted, run_audit
-    from auditor.progress import ProgressBar
-    from auditor.report import summary_line
+    from auditor.cli.progress import ProgressBar
+    from auditor.engine.run import AuditInterrupted, run_audit
+    from auditor.report.html import summary_line
+    from auditor.verdict import policy
 
     rules = policy.load_policy(options["policy_path"]) if options["policy_path"] else None
     key = _signing_key(options["sign_key"])  # before the audit: a bad key fails fast
@@ -276,7 +276,7 @@ def check(**options: Any) -> None:
     if config.ray_address and config.engine != "ray":
         raise ConfigError("--ray-address needs --engine ray")
     if config.engine == "ray":
-        from auditor.distributed import run_audit_ray as run_audit
+        from auditor.engine.distributed import run_audit_ray as run_audit
     try:
         results = _issued(run_audit(config, ProgressBar("auditing")), rules, options)
     except AuditInterrupted as stop:
@@ -290,7 +290,8 @@ def check(**options: Any) -> None:
 
 def _issued(results: Any, rules: Any, options: dict[str, Any]) -> Any:
     """Apply the policy's gates to `results`, then give them a report identity."""
-    from auditor import policy, provenance
+    from auditor.report import provenance
+    from auditor.verdict import policy
 
     if rules is not None:
         results = policy.apply(results, rules)
@@ -317,14 +318,14 @@ def _report_interrupted(
 
 
 def _signing_key(path: Path | None) -> Any:
-    from auditor.integrity import load_signing_key
+    from auditor.report.integrity import load_signing_key
 
     return load_signing_key(path) if path is not None else None
 
 
 def _with_policy(options: dict[str, Any], rules: Any) -> dict[str, Any]:
     """Return `options` with the policy's [audit] settings; a conflicting flag is an error."""
-    from auditor.policy import merge_settings
+    from auditor.verdict.policy import merge_settings
 
     if rules is None:
         return options
@@ -354,8 +355,8 @@ def _write_outputs(results: Any, json_path: Path, html_path: Path, key: Any = No
 
 def _write_html(json_text: str, html_path: Path, key: Any) -> None:
     """Render the report embedding `json_text`, signed with `key` when one is given."""
-    from auditor.integrity import digest, sign
-    from auditor.report import render_html
+    from auditor.report.html import render_html
+    from auditor.report.integrity import digest, sign
     from auditor.results import from_json, write_atomic
 
     signature = sign(digest(json_text), key) if key is not None else None
@@ -424,7 +425,7 @@ def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditC
 @_reports_errors
 def inspect_command(model: Path, as_json: bool, **options: Any) -> None:
     """Show MODEL's inputs, outputs, preprocessing, output kind and the check flags."""
-    from auditor.inspection import format_text, inspect_model
+    from auditor.model.inspection import format_text, inspect_model
 
     report = inspect_model(model, _model_options_from(options))
     click.echo(json.dumps(report, indent=2) if as_json else format_text(report))
@@ -465,7 +466,7 @@ def list_perturbations(suite: str | None, tsv: bool) -> None:
 @_reports_errors
 def render(results_path: Path, output: Path, **options: Any) -> None:
     """Re-render the HTML report of saved results (no model needed), as a new issue."""
-    from auditor import provenance
+    from auditor.report import provenance
     from auditor.results import to_json
 
     key = _signing_key(options["sign_key"])
@@ -501,7 +502,7 @@ def _load_results(path: Path) -> Any:
 @_reports_errors
 def compare(results_paths: tuple[Path, ...], output: Path) -> None:
     """Compare audits of several models on the same data and configuration."""
-    from auditor.compare import compare_results, render_compare
+    from auditor.report.compare import compare_results, render_compare
     from auditor.results import write_atomic
 
     audits = [(path, _load_results(path)) for path in results_paths]
@@ -523,7 +524,7 @@ def compare(results_paths: tuple[Path, ...], output: Path) -> None:
 @_reports_errors
 def verify(report_path: Path, public_key: Path | None) -> None:
     """Check an archived report: exit 0 intact, 1 altered, 2 unreadable."""
-    from auditor.integrity import verify_report
+    from auditor.report.verify import verify_report
 
     outcome = verify_report(report_path, public_key)
     for note in outcome.notes:

@@ -29,8 +29,8 @@ import numpy as np
 
 from auditor import data, perturbations
 from auditor.config import AuditConfig
+from auditor.engine.partial import ShardResult
 from auditor.errors import AuditorError, ConfigError
-from auditor.partial import ShardResult
 from auditor.results import AuditResults
 
 Progress = Callable[[int, int], None]  # (units done, units in all)
@@ -67,7 +67,7 @@ def run_audit_ray(
     prints it; `auto` finds this node's); None starts a private Ray on this machine,
     bound to loopback, for this audit only. `worker`: the actor class (a `ShardWorker`).
     """
-    from auditor.engine import merge
+    from auditor.engine.run import merge
 
     if config.resume:
         raise ConfigError("--resume is for the local engine; Ray re-runs failed shards itself")
@@ -102,8 +102,8 @@ class ShardWorker:
         # Relative paths in `config` mean what they meant to the driver.
         relative = not (config.model_path.is_absolute() and config.data_path.is_absolute())
         _enter(cwd, needed=relative)
-        from auditor.model import load_model
-        from auditor.pipeline import plan_tuning
+        from auditor.engine.pipeline import plan_tuning
+        from auditor.model.adapter import load_model
 
         self.config = config
         self.shards = shards
@@ -125,7 +125,7 @@ class ShardWorker:
 
     def audit(self, shard: int) -> ShardResult:
         """Audit shard `shard` with this actor's session; a copy keeps shards independent."""
-        from auditor.engine import run_shard
+        from auditor.engine.run import run_shard
 
         # A worker thread, not the actor's main thread: the engine then installs no
         # signal handlers, and Ray's SIGTERM stops the actor at once.
@@ -150,9 +150,9 @@ def _enter(cwd: str, needed: bool) -> None:
 
 def _preflight(config: AuditConfig) -> tuple[int, int]:
     """Check on the driver what fails fast, before Ray starts; return (samples, work units)."""
-    from auditor.engine import _check_config
-    from auditor.model import load_model
-    from auditor.pipeline import plan_draws
+    from auditor.engine.pipeline import plan_draws
+    from auditor.engine.run import _check_config
+    from auditor.model.adapter import load_model
 
     _check_config(config, (0, 1))
     planned = perturbations.plan(config.perturbations, config.suite)

@@ -7,7 +7,7 @@ keeps its decision correct (RA) and its probability change within b (RR).
 What is not a count is computed from values at the reported precision (DIGITS
 decimals): delta quantiles from counts of quantized deltas, AUC from counts of
 quantized scores, mean shifts from exact sums. The same helpers serve the streaming
-accumulators in `auditor.stats`, so a run split into shards merges to the same figures.
+accumulators in `auditor.engine.stats`, so a run split into shards merges to the same figures.
 """
 
 from __future__ import annotations

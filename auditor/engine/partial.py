@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from auditor import __version__, data, gates, metrics, thumbnails
+from auditor import __version__, data, metrics
 from auditor.config import AuditConfig
+from auditor.data import thumbnails
+from auditor.engine.stats import AuditStats, Scoring
 from auditor.errors import ConfigError, DataError, SampleError
 from auditor.perturbations.registry import PlannedPerturbation
 from auditor.results import AuditResults, LevelResult, PerturbationSummary, tolerance_key
-from auditor.stats import AuditStats, Scoring
+from auditor.verdict import gates
 
 
 @dataclass
@@ -244,7 +246,8 @@ def _describe_data(
 
 
 def _describe_video(first: ShardResult, manifest: list[dict[str, Any]]) -> dict[str, Any]:
-    from auditor import video
+    from auditor.data import video
+    from auditor.engine import clips
 
     counts = [len(row["frames"]) for row in manifest] or [0]
     options = first.config["video"]
@@ -260,7 +263,7 @@ def _describe_video(first: ShardResult, manifest: list[dict[str, Any]]) -> dict[
             "max": max(counts),
         },
         "aggregate": options["aggregate"],
-        "clip_codec": video.CLIP_CODEC,
+        "clip_codec": clips.CLIP_CODEC,
     }
 
 
@@ -331,7 +334,7 @@ def render_thumbnails(
     workers: int = 1,
 ) -> dict[str, Any]:
     """Thumbnails of one sample clean and at every level (first repeat), on `workers` threads."""
-    from auditor.pipeline import Draw, perturb
+    from auditor.engine.pipeline import Draw, perturb
 
     draws = [
         Draw(pp.name, li, dict(params), 0)
@@ -354,7 +357,7 @@ def render_moved(
     part: ShardResult, samples: dict[str, data.Sample], config: AuditConfig, workers: int = 1
 ) -> None:
     """Add clean and perturbed thumbnails to the shard's most-moved samples."""
-    from auditor.pipeline import Draw, perturb
+    from auditor.engine.pipeline import Draw, perturb
 
     levels = {p["name"]: p["levels"] for p in part.config["perturbations"]}
 

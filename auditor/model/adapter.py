@@ -16,10 +16,10 @@ import numpy as np
 import onnx
 from numpy.typing import NDArray
 
-from auditor import outputs, preprocess
 from auditor.config import ModelOptions
 from auditor.errors import ConfigError, ModelError
-from auditor.modelfile import (
+from auditor.model import outputs, preprocess
+from auditor.model.modelfile import (
     METADATA_KEY,
     ModelFile,
     labels_value,
@@ -27,8 +27,8 @@ from auditor.modelfile import (
     read_metadata,
     read_model_file,
 )
-from auditor.preprocess import Preprocessing
-from auditor.providers import (
+from auditor.model.preprocess import Preprocessing
+from auditor.model.providers import (
     RUNTIME_DISTRIBUTIONS,
     Runtime,
     import_runtime,

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor import data, metrics, video
-from auditor.pipeline import Draw, Pipeline, Scored, opencv_threads
-from auditor.stats import Scoring
+from auditor import data, metrics
+from auditor.engine import clips
+from auditor.engine.pipeline import Draw, Pipeline, Scored, opencv_threads
+from auditor.engine.stats import Scoring
 
 PROBE_SAMPLES = 8
 """Samples re-scored by the probe: the first ones by key, so every run picks the same."""
@@ -91,7 +92,7 @@ def _rescore_clip(pipeline: Pipeline, job: _Job, draws: Sequence[Draw]) -> Rows:
     """The same for a video: its clip re-read, re-scored clean and at its probe levels."""
     rows = pipeline.clip_rows(job.sample, [draws[k] for k in job.levels])
     positive = pipeline.model.positive_index()
-    clean, perturbed, _ = video.split_rows(
+    clean, perturbed, _ = clips.split_rows(
         pipeline.score(rows.tensor), rows.frames, pipeline.aggregate, positive
     )
     expected = np.vstack([job.before.clean, job.before.perturbed[job.levels]])

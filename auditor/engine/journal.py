@@ -19,8 +19,8 @@ from typing import IO, Any
 import numpy as np
 
 from auditor import data
+from auditor.engine.pipeline import Failed, Scored
 from auditor.errors import ConfigError
-from auditor.pipeline import Failed, Scored
 
 FORMAT = "auditor/journal@1"
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from auditor.config import ModelOptions
-from auditor.model import Model, load_model
-from auditor.preprocess import DynamicSizeError
+from auditor.model.adapter import Model, load_model
+from auditor.model.preprocess import DynamicSizeError
 
 PROBE_SIZE = (224, 224)  # only to probe a model whose input size is dynamic
 # Neutral probe images: no colour, no texture; three levels give the values a span.

@@ -156,7 +156,7 @@ def compare_results(audits: list[tuple[Path, AuditResults]]) -> Comparison:
 def render_compare(comparison: Comparison) -> str:
     """Return the standalone HTML comparison."""
     from auditor import __version__
-    from auditor.report import jinja_environment, stylesheet
+    from auditor.report.html import jinja_environment, stylesheet
 
     template = jinja_environment().get_template("compare.html")
     return template.render(

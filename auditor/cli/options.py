@@ -14,8 +14,14 @@ from typing import Any, TypeVar
 import click
 
 from auditor.config import DEFAULT_MAX_MODEL_SIZE
-from auditor.outputs import OUTPUT_KINDS
-from auditor.preprocess import CHANNEL_ORDERS, INTERPOLATIONS, LAYOUTS, PAD_ALIGNS, RESIZE_MODES
+from auditor.model.outputs import OUTPUT_KINDS
+from auditor.model.preprocess import (
+    CHANNEL_ORDERS,
+    INTERPOLATIONS,
+    LAYOUTS,
+    PAD_ALIGNS,
+    RESIZE_MODES,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,7 +81,7 @@ class ByteSize(click.ParamType):
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
         from auditor.errors import ConfigError
-        from auditor.modelfile import parse_size
+        from auditor.model.modelfile import parse_size
 
         try:
             return parse_size(value)

@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from auditor import data, environment, metrics, perturbations, video
+from auditor import data, metrics, perturbations
 from auditor.adversarial import audit as adversarial
 from auditor.adversarial.counts import new_level
 from auditor.config import DELTA_NORMS, AuditConfig
-from auditor.errors import ConfigError, DataError, SampleError
-from auditor.journal import Journal, from_journal_record, journal_record
-from auditor.model import Model, load_model
-from auditor.partial import (
+from auditor.data import video
+from auditor.engine import environment
+from auditor.engine.journal import Journal, from_journal_record, journal_record
+from auditor.engine.partial import (
     NothingDone,
     ShardResult,
     describe_config,
@@ -38,17 +38,19 @@ from auditor.partial import (
     render_moved,
     render_thumbnails,
 )
-from auditor.pipeline import (
+from auditor.engine.pipeline import (
     Failed,
     Pipeline,
     Scored,
     plan_draws,
     plan_tuning,
 )
-from auditor.probe import PROBE_SAMPLES, run_probe
-from auditor.providers import CPU
+from auditor.engine.probe import PROBE_SAMPLES, run_probe
+from auditor.engine.stats import AuditStats, Scoring
+from auditor.errors import ConfigError, DataError, SampleError
+from auditor.model.adapter import Model, load_model
+from auditor.model.providers import CPU
 from auditor.results import AuditResults
-from auditor.stats import AuditStats, Scoring
 
 Progress = Callable[[int, int], None]  # (units done, units in all)
 

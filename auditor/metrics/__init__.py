@@ -1,0 +1,48 @@
+"""What `auditor` measures: the arithmetic of the metrics (`arithmetic`) and the
+catalogue that names each reported metric once (`catalogue`)."""
+
+from auditor.metrics.arithmetic import (
+    CURVE_TOLERANCES,
+    DIGITS,
+    EXACT_SCALE,
+    FLOAT_SLACK,
+    RESOLUTION,
+    area_under,
+    auc_from_counts,
+    clean_metrics,
+    decide,
+    delta_quantiles,
+    deltas,
+    exact_mean,
+    exact_total,
+    level_metrics,
+    quantile_from_counts,
+    quantize,
+    roc_auc,
+    rounded,
+    value_counts,
+    wilson,
+)
+
+__all__ = [
+    "CURVE_TOLERANCES",
+    "DIGITS",
+    "EXACT_SCALE",
+    "FLOAT_SLACK",
+    "RESOLUTION",
+    "area_under",
+    "auc_from_counts",
+    "clean_metrics",
+    "decide",
+    "delta_quantiles",
+    "deltas",
+    "exact_mean",
+    "exact_total",
+    "level_metrics",
+    "quantile_from_counts",
+    "quantize",
+    "roc_auc",
+    "rounded",
+    "value_counts",
+    "wilson",
+]

@@ -1,0 +1,88 @@
+"""`auditor verify`: is an archived report what its embedded results render to?
+
+It recomputes the digest of the embedded results, checks an optional signature over
+it (`auditor.report.integrity`), and re-renders the results to compare the visible text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor.report.html import render_html
+from auditor.report.integrity import (
+    Embedded,
+    ReportUnreadable,
+    digest,
+    fingerprint,
+    load_public_key,
+    read_embedded,
+    signature_valid,
+)
+from auditor.results import from_json
+
+
+@dataclass
+class Verification:
+    """The outcome of `verify_report`: problems found, and notes on what was checked."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+def verify_report(path: Path, public_key: Path | None = None) -> Verification:
+    """Check the report at `path`: digest, signature (with `public_key`), visible text."""
+    from auditor import __version__
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportUnreadable(f"cannot read {path}: {exc}") from exc
+    found = read_embedded(text, str(path))
+    out = Verification()
+    actual = digest(found.json_text)
+    if actual != found.claimed_digest:
+        out.problems.append(
+            f"the embedded results hash to {actual}, the header says {found.claimed_digest}"
+        )
+    _check_signature(found, actual, public_key, out)
+    try:
+        results = from_json(found.json_text, f"{path} (embedded results)")
+    except ValueError as exc:
+        out.problems.append(str(exc))
+        return out
+    if found.generator != __version__:
+        out.notes.append(
+            f"rendered by auditor {found.generator or '?'}, this is {__version__}: checked the "
+            "digest and signature only, not the visible text"
+        )
+    elif render_html(results, signature=found.signature) != text:
+        out.problems.append("the visible report differs from what its embedded results render to")
+    return out
+
+
+def _check_signature(
+    found: Embedded, actual: str, public_key: Path | None, out: Verification
+) -> None:
+    if public_key is None:
+        if found.signature:
+            out.notes.append(
+                f"signed by key {found.signature['fingerprint']}; pass --public-key to check it"
+            )
+        return
+    raw = load_public_key(public_key)
+    if not found.signature:
+        out.problems.append("the report is not signed")
+        return
+    if found.signature.get("fingerprint") != fingerprint(raw):
+        out.problems.append(
+            f"signed by key {found.signature.get('fingerprint')}, not by {fingerprint(raw)}"
+        )
+    elif not signature_valid(found.signature, actual, raw):
+        out.problems.append("the signature does not match the embedded results")
+    else:
+        out.notes.append(f"signature valid, key {fingerprint(raw)}")

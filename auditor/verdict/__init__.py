@@ -1,0 +1,1 @@
+"""Pass/fail: the quick gates (`--fail-under-ra/-rr`) and `--policy` files."""
