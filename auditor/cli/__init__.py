@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from auditor import __version__
 from auditor.cli.options import (
     F,
     Number,
@@ -44,6 +43,7 @@ from auditor.errors import (
     ConfigError,
     OutputError,
 )
+from auditor.version import __version__
 
 EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
 

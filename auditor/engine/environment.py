@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import onnx
 
-from auditor import __version__
 from auditor.model.adapter import installed_runtimes
+from auditor.version import __version__
 
 _CPUINFO = Path("/proc/cpuinfo")
 _NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from auditor import __version__, data, metrics
+from auditor import data, metrics
 from auditor.config import AuditConfig
 from auditor.data import thumbnails
 from auditor.engine.stats import AuditStats, Scoring
@@ -25,6 +25,7 @@ from auditor.errors import ConfigError, DataError, SampleError
 from auditor.perturbations.registry import PlannedPerturbation
 from auditor.results import AuditResults, LevelResult, PerturbationSummary, tolerance_key
 from auditor.verdict import gates
+from auditor.version import __version__
 
 
 @dataclass

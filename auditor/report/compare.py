@@ -155,8 +155,8 @@ def compare_results(audits: list[tuple[Path, AuditResults]]) -> Comparison:
 
 def render_compare(comparison: Comparison) -> str:
     """Return the standalone HTML comparison."""
-    from auditor import __version__
     from auditor.report.html import jinja_environment, stylesheet
+    from auditor.version import __version__
 
     template = jinja_environment().get_template("compare.html")
     return template.render(

@@ -17,11 +17,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from auditor import __version__
 from auditor.report import charts, sections
 from auditor.report.integrity import EMBED_ID, digest
 from auditor.report.sections import FEW_SAMPLES
 from auditor.results import AuditResults, LevelResult, to_json, write_atomic
+from auditor.version import __version__
 
 MISSING = "\u2014"
 SKIPPED_SHOWN = 50  # a data folder full of broken files must not bloat the report

@@ -36,7 +36,7 @@ class Verification:
 
 def verify_report(path: Path, public_key: Path | None = None) -> Verification:
     """Check the report at `path`: digest, signature (with `public_key`), visible text."""
-    from auditor import __version__
+    from auditor.version import __version__
 
     try:
         text = Path(path).read_text(encoding="utf-8")
