@@ -1,6 +1,6 @@
 """Reading a classifier's output: logits or probabilities, and normalizing them.
 
-The rule (the README's "Why RR as well as RA"): values in [0, 1] with rows summing to 1 are probabilities;
+The rule: values in [0, 1] with rows summing to 1 are probabilities;
 a single column in [0, 1] is the positive class's probability; anything else is logits.
 A Softmax or Sigmoid at the end of the graph is stronger evidence than the values.
 """
