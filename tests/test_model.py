@@ -358,3 +358,83 @@ def test_cuda_runs_and_agrees_with_cpu(tmp_path, images):
     assert "device_id" in cuda.describe()["runtime"]["provider_options"]
     # TF32 matrix products on recent GPUs move logits by ~1e-3: probabilities stay within 5e-3
     np.testing.assert_allclose(cuda.predict(images), cpu.predict(images), atol=5e-3)
+
+
+def _pooling_model(path, input_shape, output_rows):
+    """Mean of each channel, softmax over the channels; `output_rows` names the output's rows.
+
+    With `output_rows=1` the mean is over the batch too: one row whatever the batch.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    axes = [0, 2, 3] if output_rows == 1 else [2, 3]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [output_rows, 3])
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], axes=axes, keepdims=1),
+        helper.make_node("Flatten", ["m"], ["f"], axis=1),
+        helper.make_node("Softmax", ["f"], ["y"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "pool", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_an_output_that_ignores_the_batch_is_refused(tmp_path, images):
+    model = load_model(_pooling_model(tmp_path / "b.onnx", ["N", 3, 8, 8], 1), ModelOptions())
+    assert model.predict(images[:1]).shape == (1, 3)  # one image: cannot tell
+    with pytest.raises(ModelError, match=r"shape \[1, 3\] for a batch of 5 images"):
+        model.predict(images)
+
+
+def test_a_huge_declared_input_is_refused_before_any_allocation(tmp_path):
+    path = _pooling_model(tmp_path / "huge.onnx", ["N", 3, 100_000, 100_000], "N")
+    with pytest.raises(ModelError, match=r"100000x100000 pixels per image.*--size HxW"):
+        load_model(path, ModelOptions())
+    dynamic = _pooling_model(tmp_path / "dynamic.onnx", ["N", 3, "H", "W"], "N")
+    with pytest.raises(ModelError, match=r"50000x50000 pixels"):
+        load_model(dynamic, ModelOptions(preprocess=PreprocessOptions(size=(50_000, 50_000))))
+    assert load_model(dynamic, ModelOptions(preprocess=PreprocessOptions(size=(9, 9)))).prep
+
+
+def test_onnxruntime_prints_nothing_of_its_own(tmp_path):
+    """A model that fails while running gives auditor's error, not onnxruntime's log line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 5])  # 192 % 5 != 0
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["r"]),
+        helper.make_node("Slice", ["r", "starts", "ends", "axes"], ["y"]),
+    ]
+    ints = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in
+            (("starts", 0), ("ends", 2), ("axes", 1))]  # fmt: skip
+    graph = helper.make_graph(nodes, "bad", [x], [y], initializer=[shape, *ints])
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    code = (
+        "import numpy as np\n"
+        "from auditor.config import ModelOptions\n"
+        "from auditor.errors import ModelError\n"
+        "from auditor.model.adapter import load_model\n"
+        f"model = load_model({str(path)!r}, ModelOptions())\n"
+        "try:\n"
+        "    model.predict([np.zeros((8, 8, 3), np.uint8)])\n"
+        "except ModelError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"},
+    )
+    assert run.stdout.startswith("refused:") and "inference failed" in run.stdout, run.stdout
+    assert run.stderr == ""

@@ -120,7 +120,13 @@ class Model:
                 out = self.session.run([self.output_name], {self.input_name: part})[0]
             except Exception as exc:  # onnxruntime raises several unrelated types
                 raise ModelError(f"{self.path}: inference failed: {runtime_message(exc)}") from exc
-            chunks.append(np.asarray(out, np.float64)[: step - missing])
+            out = np.asarray(out, np.float64)
+            if out.ndim == 0 or out.shape[0] != len(part):
+                raise ModelError(
+                    f"{self.path}: output '{self.output_name}' has shape {list(out.shape)} for "
+                    f"a batch of {len(part)} images: its first axis must be the batch"
+                )
+            chunks.append(out[: step - missing])
         raw = np.concatenate(chunks).reshape(len(tensor), -1)
         bad = int(np.count_nonzero(~np.isfinite(raw)))
         if bad:
@@ -223,6 +229,7 @@ def load_model(path: Path, options: ModelOptions) -> Model:
             f"{prep.sources['size']}) does not match the model's fixed input "
             f"size {size[0]}x{size[1]}"
         )
+    _check_input_size(prep.size, path)
     classes, classes_source = _classes(options, metadata, file.proto, path)
     return Model(
         path=path,
@@ -241,6 +248,20 @@ def load_model(path: Path, options: ModelOptions) -> Model:
         runtime=runtime,
         _graph_hint=outputs.graph_hint(file.proto, output_meta.name),
     )
+
+
+MAX_INPUT_PIXELS = 100_000_000
+"""Largest model input (height x width) accepted: one 224 px image is 50,176 pixels, and a
+declared input of 10^5 x 10^5 would ask for tens of GB per image before any inference."""
+
+
+def _check_input_size(size: tuple[int, int], path: Path) -> None:
+    h, w = size
+    if h * w > MAX_INPUT_PIXELS:
+        raise ModelError(
+            f"{path}: the model's input is {h}x{w} pixels per image, more than the "
+            f"{MAX_INPUT_PIXELS:,} an audit accepts; set a smaller input size with --size HxW"
+        )
 
 
 def _classes(

@@ -64,6 +64,10 @@ class Runtime:
         }
 
 
+QUIET = 4
+"""onnxruntime's log severity for `auditor`: fatal only (0 verbose .. 4 fatal)."""
+
+
 def import_runtime() -> Any:
     """Import onnxruntime, refusing a missing runtime or two runtimes side by side."""
     installed = installed_runtimes()
@@ -74,6 +78,8 @@ def import_runtime() -> Any:
         )
     try:
         import onnxruntime as ort
+
+        ort.set_default_logger_severity(QUIET)  # also the environment's own log lines
     except ImportError:
         raise RuntimeMissingError(
             "onnxruntime is not installed: install auditor with the 'cpu' extra "
@@ -131,7 +137,9 @@ def open_session(path: Path, threads: int, requested: str, proto: Any) -> tuple[
     chosen, fallback = choose_provider(requested, available, list(ort.get_all_providers()))
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # errors only; warnings would clutter stderr
+    # Fatal only: onnxruntime's own error lines (coloured, multi-line) would precede the
+    # one line `auditor` prints for the same failure.
+    options.log_severity_level = QUIET
     providers = [chosen] if chosen == CPU else [chosen, CPU]
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
