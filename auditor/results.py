@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from auditor.typecheck import check_fields
+
 SCHEMA = "auditor/results@1"
 
 Interval = list[float]  # [low, high] of a 95% Wilson interval
@@ -194,16 +196,22 @@ def to_json(results: AuditResults) -> str:
 def from_json(text: str, origin: str = "results") -> AuditResults:
     """Parse results JSON text; `ValueError` names `origin` when it is not results."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{origin}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+    except ValueError as exc:  # NaN or Infinity, refused by `_no_constant`
+        raise ValueError(f"{origin}: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{origin}: not results JSON (nested too deeply)") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{origin}: expected schema {SCHEMA}, found {found!r}")
-    try:
-        return AuditResults.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{origin}: results JSON lacks or mistypes {exc}") from exc
+    check_fields(AuditResults, data, origin, optional=frozenset({"summary", "verdict"}))
+    return AuditResults.from_dict(data)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number results may hold")
 
 
 def load_json(path: Path) -> AuditResults:
