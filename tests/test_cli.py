@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -189,3 +190,38 @@ def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tm
     one_line_error(result, "cannot write the report")
     assert "the results were saved to" in result.stderr
     assert json.loads((tmp_path / "r.json").read_text())["schema"] == "auditor/results@1"
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["check"], "Missing argument 'MODEL'. (see 'auditor check --help')"),
+        (["check", "m.onnx", "--data", ".", "--bogus"], "No such option '--bogus'"),
+        (["nosuch"], "No such command 'nosuch'. (see 'auditor --help')"),
+        (["check", "m.onnx", "--data", ".", "--suite", "nope"], "'nope' is not one of"),
+        (["check", "m.onnx", "--data", ".", "--repeats", "x"], "'x' is not a valid integer"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args, says):
+    """Click's three-line usage errors are folded into `auditor: error: ...`, exit 2."""
+    from pathlib import Path
+
+    run = subprocess.run(
+        [sys.executable, "-m", "auditor", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("auditor: error: ")
+    assert says in run.stderr
+
+
+def test_help_and_version_still_exit_0():
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for args in (["--help"], ["--version"], ["check", "--help"]):
+        run = subprocess.run([sys.executable, "-m", "auditor", *args], capture_output=True, env=env)
+        assert run.returncode == 0 and run.stdout and not run.stderr

@@ -65,7 +65,42 @@ def _reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """A group whose usage errors are one line on stderr with exit 2, like every other error.
+
+    Click's own form takes three lines ("Usage", "Try --help", "Error"); the usage hint is
+    folded into the one line here.
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(super().main, args, prog_name, standalone_mode=False, **extra)
+        if not standalone_mode:
+            return run()
+        try:
+            outcome: Any = run()
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "auditor"
+            _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_CANNOT_RUN)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), EXIT_CANNOT_RUN)
+        except click.Abort:
+            _fail("interrupted", EXIT_CANNOT_RUN, prefix="auditor: ")
+        # --help and --version end with an exit code in this mode; commands exit themselves
+        sys.exit(outcome if isinstance(outcome, int) else EXIT_OK)
+
+
+def _fail(message: str, code: int, prefix: str = "auditor: error: ") -> None:
+    click.echo(prefix + " ".join(message.split()), err=True)  # one line, whatever click wrote
+    sys.exit(code)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="auditor")
 def main() -> None:
     """Audit how robust an ONNX image classifier is: robust accuracy (RA) and robust
