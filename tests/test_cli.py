@@ -195,9 +195,9 @@ def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tm
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["check"], "Missing argument 'MODEL'. (see 'auditor check --help')"),
+        (["check"], "Missing argument 'MODEL'. (see 'python -m auditor check --help')"),
         (["check", "m.onnx", "--data", ".", "--bogus"], "No such option '--bogus'"),
-        (["nosuch"], "No such command 'nosuch'. (see 'auditor --help')"),
+        (["nosuch"], "No such command 'nosuch'. (see 'python -m auditor --help')"),
         (["check", "m.onnx", "--data", ".", "--suite", "nope"], "'nope' is not one of"),
         (["check", "m.onnx", "--data", ".", "--repeats", "x"], "'x' is not a valid integer"),
     ],
