@@ -1,0 +1,306 @@
+"""Findings: what a reviewer must read first, computed from the results by fixed rules.
+
+Each rule looks at the measured figures only and states one finding per pattern, in
+one sentence with its figure and interval. The rules, in order of severity:
+
+- `gate`: a policy or quick gate failed or was inconclusive (with value, interval,
+  threshold);
+- `class_collapse`: a binary detector that, at some levels, calls almost every sample
+  of one class the other class (its per-class rate at most `COLLAPSE`);
+- `chance`: levels whose RA is not above chance (the 95% interval reaches the share of
+  the largest class, what always answering that class scores);
+- `no_effect`: levels whose perturbation changed no pixel of any sample (their RR of 1
+  measures nothing);
+- `ra_hides_rr`: levels where RA stayed within `STEADY` of the clean accuracy while RR at
+  the headline tolerance fell to `MOVED` or below: decisions held, probabilities moved;
+- `non_monotone`: a stronger level scored clearly better than a milder one (the two
+  intervals do not overlap), so the ladder is not graded as its names say.
+
+`RULES` documents them for the report; `find` runs them and ranks the findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from auditor.results import AuditResults, Gate, LevelResult
+
+COLLAPSE = 0.05  # a per-class rate at or below this: the class is (almost) never recognised
+STEADY = 0.02  # RA within this of the clean accuracy counts as unchanged
+MOVED = 0.5  # RR at the headline tolerance at or below this: most probabilities moved
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+_SEVERITY_RANK = {HIGH: 0, MEDIUM: 1, LOW: 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: the rule that made it, how serious, the sentence and its evidence."""
+
+    rule: str
+    severity: str
+    text: str
+    perturbation: str | None = None
+    level: int | None = None  # the first level it names
+    metric: str | None = None
+    value: float | None = None
+    ci: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find(results: AuditResults) -> list[Finding]:
+    """Run every rule on `results`; return the findings, most serious first."""
+    found = [finding for _, rule in RULES for finding in rule(results)]
+    return sorted(found, key=lambda f: _SEVERITY_RANK[f.severity])  # stable within a rank
+
+
+def levels_text(levels: Sequence[int]) -> str:
+    """`L2`, `L1-L3`, `L1-L2, L5`: level numbers as short runs."""
+    runs: list[list[int]] = []
+    for level in sorted(levels):
+        if runs and level == runs[-1][-1] + 1:
+            runs[-1].append(level)
+        else:
+            runs.append([level])
+    return ", ".join(f"L{r[0]}" if len(r) == 1 else f"L{r[0]}-L{r[-1]}" for r in runs)
+
+
+def _by_perturbation(levels: Iterable[LevelResult]) -> dict[str, list[LevelResult]]:
+    grouped: dict[str, list[LevelResult]] = {}
+    for level in levels:
+        grouped.setdefault(level.perturbation, []).append(level)
+    return grouped
+
+
+def _measured(results: AuditResults) -> list[LevelResult]:
+    """The levels that measured something (not marked `no_effect`)."""
+    return [lv for lv in results.results if not getattr(lv, "no_effect", False)]
+
+
+def _span(rows: Sequence[LevelResult]) -> tuple[str, LevelResult]:
+    """`jpeg_compression L1-L5, contrast L4-L5` for `rows`, and the worst row's evidence."""
+    parts = [
+        f"{name} {levels_text([lv.level for lv in mine])}"
+        for name, mine in _by_perturbation(rows).items()
+    ]
+    return ", ".join(parts), rows[0]
+
+
+def gate_findings(results: AuditResults) -> list[Finding]:
+    """Each failing or inconclusive gate, with its value, interval and threshold."""
+    out = []
+    for gate in results.verdict.gates:
+        if gate.result == "PASS":
+            continue
+        out.append(
+            Finding(
+                "gate",
+                HIGH,
+                f"{gate.result}: {gate.gate}: {_gate_evidence(gate)}",
+                metric=gate.metric,
+                value=gate.value,
+                ci=gate.ci,
+                **_where(gate.where),
+            )
+        )
+    return out
+
+
+def _gate_evidence(gate: Gate) -> str:
+    if gate.value is None:
+        return gate.where or "not measured"
+    interval = f" [{gate.ci[0]:.3f}, {gate.ci[1]:.3f}]" if gate.ci else ""
+    op = ">=" if gate.bound == "min" else "<="
+    where = f" at {gate.where}" if gate.where else ""
+    return f"{gate.value:.3f}{interval}{where}, needs {op} {gate.threshold:g}"
+
+
+def _where(where: str) -> dict[str, Any]:
+    """`jpeg_compression L3` -> perturbation and level, when a gate names one."""
+    name, _, level = where.rpartition(" L")
+    if name and level.isdigit():
+        return {"perturbation": name, "level": int(level)}
+    return {}
+
+
+def collapse_findings(results: AuditResults) -> list[Finding]:
+    """A binary detector that, at some levels, (almost) never recognises one class."""
+    classes = list(results.model.get("classes") or [])
+    positive = str(results.model.get("positive_class"))
+    if len(classes) != 2 or positive not in classes or not results.labelled:
+        return []
+    negative = classes[1 - classes.index(positive)]
+    out = []
+    named = {positive: f"{positive} caught", negative: f"{negative} kept {negative}"}
+    for cls, called in ((positive, negative), (negative, positive)):
+        rows = [lv for lv in _measured(results) if _class_rate(lv, cls) <= COLLAPSE]
+        if not rows:
+            continue
+        rows.sort(key=lambda lv: _class_rate(lv, cls))
+        where, worst = _span(rows)
+        entry = worst.per_class[cls]
+        kept = round(entry["ra"] * entry["n"])
+        ci = entry.get("ra_ci")
+        interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        out.append(
+            Finding(
+                "class_collapse",
+                HIGH,
+                f"{where}: the detector calls almost every {cls} sample {called} "
+                f"({named[cls]} {kept}/{entry['n']}{interval} at {worst.perturbation} "
+                f"L{worst.level})",
+                worst.perturbation,
+                worst.level,
+                f"per_class.{cls}.ra",
+                entry["ra"],
+                ci,
+            )
+        )
+    return out
+
+
+def _class_rate(level: LevelResult, cls: str) -> float:
+    entry = level.per_class.get(cls) or {}
+    rate = entry.get("ra")
+    return float(rate) if rate is not None else 1.0
+
+
+def chance_findings(results: AuditResults) -> list[Finding]:
+    """Levels whose RA is not shown to be above what always answering one class scores."""
+    counts = results.data.get("class_counts") or {}
+    total = sum(counts.values())
+    if not results.labelled or not total:
+        return []
+    chance = max(counts.values()) / total
+    rows = [lv for lv in _measured(results) if lv.ra_ci is not None and lv.ra_ci[0] <= chance]
+    if not rows:
+        return []
+    rows.sort(key=lambda lv: lv.ra if lv.ra is not None else 0.0)
+    where, worst = _span(rows)
+    ci = worst.ra_ci or [0.0, 0.0]
+    return [
+        Finding(
+            "chance",
+            HIGH,
+            f"RA at chance ({chance:.3f}, the share of the largest class) at {len(rows)} "
+            f"level(s): {where} (lowest {worst.ra:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] at "
+            f"{worst.perturbation} L{worst.level})",
+            worst.perturbation,
+            worst.level,
+            "ra",
+            worst.ra,
+            worst.ra_ci,
+        )
+    ]
+
+
+def no_effect_findings(results: AuditResults) -> list[Finding]:
+    """Levels that changed no pixel: their RR measures nothing."""
+    rows = [lv for lv in results.results if getattr(lv, "no_effect", False)]
+    if not rows:
+        return []
+    where, first = _span(rows)
+    return [
+        Finding(
+            "no_effect",
+            MEDIUM,
+            f"level(s) had no effect: no pixel changed on any sample at {where}; their RR is "
+            "not evidence of robustness",
+            first.perturbation,
+            first.level,
+        )
+    ]
+
+
+def hidden_movement_findings(results: AuditResults) -> list[Finding]:
+    """Levels where decisions held (RA steady) while the probabilities moved (RR low)."""
+    clean = results.clean.get("accuracy")
+    key = results.headline_key
+    if clean is None:
+        return []
+    rows = [
+        lv
+        for lv in _measured(results)
+        if lv.ra is not None and lv.ra >= clean - STEADY and lv.rr.get(key, 1.0) <= MOVED
+    ]
+    if not rows:
+        return []
+    rows.sort(key=lambda lv: lv.rr.get(key, 1.0))
+    where, worst = _span(rows)
+    ci = worst.rr_ci.get(key) or [0.0, 0.0]
+    return [
+        Finding(
+            "ra_hides_rr",
+            MEDIUM,
+            f"RA held within {STEADY} of the clean accuracy while RR(b={key}) fell to "
+            f"{MOVED} or below at {len(rows)} level(s): {where} (RR {worst.rr[key]:.3f} "
+            f"[{ci[0]:.3f}, {ci[1]:.3f}] at {worst.perturbation} L{worst.level}); decisions "
+            "held but probabilities moved",
+            worst.perturbation,
+            worst.level,
+            "rr",
+            worst.rr[key],
+            worst.rr_ci.get(key),
+        )
+    ]
+
+
+def monotone_findings(results: AuditResults) -> list[Finding]:
+    """Ladders where a stronger level scored clearly better (intervals apart) on RA or RR."""
+    out = []
+    key = results.headline_key
+    readers: list[tuple[str, str, Callable[[LevelResult], Any]]] = [
+        ("ra", "RA", lambda lv: (lv.ra, lv.ra_ci)),
+        ("rr", f"RR(b={key})", lambda lv: (lv.rr.get(key), lv.rr_ci.get(key))),
+    ]
+    for name, rows in _by_perturbation(_measured(results)).items():
+        for metric, label, read in readers:
+            pair = _inversion(rows, read)
+            if pair is None:
+                continue
+            mild, strong = pair
+            (a, a_ci), (b, b_ci) = read(mild), read(strong)
+            out.append(
+                Finding(
+                    "non_monotone",
+                    LOW,
+                    f"non-monotone ladder: {name} {label} is {a:.3f} [{a_ci[0]:.3f}, "
+                    f"{a_ci[1]:.3f}] at L{mild.level} but {b:.3f} [{b_ci[0]:.3f}, "
+                    f"{b_ci[1]:.3f}] at the stronger L{strong.level}",
+                    name,
+                    mild.level,
+                    metric,
+                    a,
+                    a_ci,
+                )
+            )
+    return out
+
+
+def _inversion(
+    rows: Sequence[LevelResult], read: Callable[[LevelResult], Any]
+) -> tuple[LevelResult, LevelResult] | None:
+    """The milder level and a stronger one whose interval lies wholly above it, if any."""
+    ordered = sorted(rows, key=lambda lv: lv.level)
+    for i, mild in enumerate(ordered):
+        value, ci = read(mild)
+        if value is None or not ci:
+            continue
+        for strong in ordered[i + 1 :]:
+            other, other_ci = read(strong)
+            if other is not None and other_ci and other_ci[0] > ci[1]:
+                return mild, strong
+    return None
+
+
+RULES: tuple[tuple[str, Callable[[AuditResults], list[Finding]]], ...] = (
+    ("gate", gate_findings),
+    ("class_collapse", collapse_findings),
+    ("chance", chance_findings),
+    ("no_effect", no_effect_findings),
+    ("ra_hides_rr", hidden_movement_findings),
+    ("non_monotone", monotone_findings),
+)
