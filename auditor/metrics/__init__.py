@@ -1,28 +1,35 @@
 """What `auditor` measures: the arithmetic of the metrics (`arithmetic`) and the
-catalogue that names each reported metric once (`catalogue`)."""
+catalogue that names each reported metric once (`catalogue`).
 
-from auditor.metrics.arithmetic import (
-    CURVE_TOLERANCES,
-    DIGITS,
-    EXACT_SCALE,
-    FLOAT_SLACK,
-    RESOLUTION,
-    area_under,
-    auc_from_counts,
-    clean_metrics,
-    decide,
-    delta_quantiles,
-    deltas,
-    exact_mean,
-    exact_total,
-    level_metrics,
-    quantile_from_counts,
-    quantize,
-    roc_auc,
-    rounded,
-    value_counts,
-    wilson,
-)
+The arithmetic needs numpy and is loaded on first use of one of its names, so the
+report layer can read the catalogue without importing numpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from auditor.metrics.arithmetic import (
+        CURVE_TOLERANCES,
+        DIGITS,
+        EXACT_SCALE,
+        FLOAT_SLACK,
+        RESOLUTION,
+        area_under,
+        auc_from_counts,
+        decide,
+        delta_quantiles,
+        deltas,
+        exact_mean,
+        exact_total,
+        quantile_from_counts,
+        quantize,
+        rounded,
+        value_counts,
+        wilson,
+    )
 
 __all__ = [
     "CURVE_TOLERANCES",
@@ -32,17 +39,21 @@ __all__ = [
     "RESOLUTION",
     "area_under",
     "auc_from_counts",
-    "clean_metrics",
     "decide",
     "delta_quantiles",
     "deltas",
     "exact_mean",
     "exact_total",
-    "level_metrics",
     "quantile_from_counts",
     "quantize",
-    "roc_auc",
     "rounded",
     "value_counts",
     "wilson",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Return a name of `arithmetic`, importing it (and numpy) on first use."""
+    if name in __all__:
+        return getattr(importlib.import_module("auditor.metrics.arithmetic"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
