@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from auditor.cli import main
 from auditor.errors import EXIT_CANNOT_RUN, EXIT_GATE_FAILED, EXIT_OK, ConfigError
+from auditor.metrics.catalogue import auc_interval
 from auditor.results import AuditResults, load_json
 from auditor.verdict import policy
 
@@ -134,11 +135,10 @@ def test_each_metric_is_read(results):
 
 
 def test_auc_interval_narrows_with_more_samples():
-    model = {"positive_class": "fake"}
-    few = policy.auc_interval(0.9, {"real": {"n": 20}, "fake": {"n": 20}}, model)
-    many = policy.auc_interval(0.9, {"real": {"n": 2000}, "fake": {"n": 2000}}, model)
+    few = auc_interval(0.9, {"real": {"n": 20}, "fake": {"n": 20}}, "fake")
+    many = auc_interval(0.9, {"real": {"n": 2000}, "fake": {"n": 2000}}, "fake")
     assert few and many and few[0] < many[0] < 0.9 < many[1] < few[1]
-    assert policy.auc_interval(0.9, {}, model) is None
+    assert auc_interval(0.9, {}, "fake") is None
 
 
 def test_a_gate_matching_nothing_is_inconclusive(results):

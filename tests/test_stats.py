@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference_metrics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,8 +63,8 @@ def test_streamed_statistics_equal_array_metrics(seed, n, k, repeats, coarse, la
     positive = 1 if k == 2 else None
     names = ["a", "b", "c"][:k]
     scoring = Scoring(0.5, positive, norm, TOLERANCES)
-    clean_expected = metrics.clean_metrics(clean, labels, 0.5, positive, names)
-    expected = metrics.level_metrics(
+    clean_expected = reference_metrics.clean_metrics(clean, labels, 0.5, positive, names)
+    expected = reference_metrics.level_metrics(
         clean,
         perturbed,
         labels,

@@ -1,13 +1,13 @@
 """What `auditor` measures: the arithmetic of the metrics (`arithmetic`) and the
 catalogue that names each reported metric once (`catalogue`).
 
-The arithmetic's names are re-exported lazily (`from auditor import metrics;
-metrics.wilson(...)`), so that `auditor.metrics.catalogue` loads without numpy: the
-report layer reads the catalogue and must stay light.
+The arithmetic needs numpy and is loaded on first use of one of its names, so the
+report layer can read the catalogue without importing numpy.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,16 +19,13 @@ if TYPE_CHECKING:
         RESOLUTION,
         area_under,
         auc_from_counts,
-        clean_metrics,
         decide,
         delta_quantiles,
         deltas,
         exact_mean,
         exact_total,
-        level_metrics,
         quantile_from_counts,
         quantize,
-        roc_auc,
         rounded,
         value_counts,
         wilson,
@@ -42,16 +39,13 @@ __all__ = [
     "RESOLUTION",
     "area_under",
     "auc_from_counts",
-    "clean_metrics",
     "decide",
     "delta_quantiles",
     "deltas",
     "exact_mean",
     "exact_total",
-    "level_metrics",
     "quantile_from_counts",
     "quantize",
-    "roc_auc",
     "rounded",
     "value_counts",
     "wilson",
@@ -59,8 +53,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    """Return a name of `arithmetic`, importing it (and numpy) on first use."""
     if name in __all__:
-        from auditor.metrics import arithmetic
-
-        return getattr(arithmetic, name)
-    raise AttributeError(f"module 'auditor.metrics' has no attribute {name!r}")
+        return getattr(importlib.import_module("auditor.metrics.arithmetic"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape as _escape
 
+from auditor.metrics.catalogue import capital, get, measure
 from auditor.results import AuditResults, LevelResult
 
 # Okabe-Ito, a palette readable with the common colour-vision deficiencies; its
@@ -231,26 +232,28 @@ def _level_axis(results: AuditResults) -> Axis:
 
 def ra_by_level(results: AuditResults) -> str | None:
     """Return the chart of RA against level (level 0 = clean accuracy), None if unlabelled."""
-    clean = results.clean.get("accuracy")
+    clean = measure(get("clean_accuracy"), results.clean)[0]
     if clean is None:
         return None
+    ra = get("ra")
     series = [
-        Series(name, [(0.0, clean)] + [(float(r.level), r.ra) for r in rows])
+        Series(name, [(0.0, clean)] + [(float(r.level), measure(ra, r)[0]) for r in rows])
         for name, rows in by_perturbation(results).items()
     ]
-    y = Axis("robust accuracy (RA)", 0.0, 1.0, UNIT_TICKS)
-    return line_chart("chart-ra", "Robust accuracy against level", series, _level_axis(results), y)
+    y = Axis(f"{ra.name} ({ra.label})", 0.0, 1.0, UNIT_TICKS)
+    title = f"{capital(ra.name)} against level"
+    return line_chart("chart-ra", title, series, _level_axis(results), y)
 
 
 def rr_by_level(results: AuditResults) -> str:
     """Return the chart of RR at the headline tolerance against level (level 0 = 1.0)."""
-    key = results.headline_key
+    key, rr = results.headline_key, get("rr")
     series = [
-        Series(name, [(0.0, 1.0)] + [(float(r.level), r.rr.get(key)) for r in rows])
+        Series(name, [(0.0, 1.0)] + [(float(r.level), measure(rr, r, key)[0]) for r in rows])
         for name, rows in by_perturbation(results).items()
     ]
-    y = Axis(f"robust ratio RR (b = {key})", 0.0, 1.0, UNIT_TICKS)
-    title = f"Robust ratio at tolerance b = {key} against level"
+    y = Axis(f"{rr.name} {rr.label} (b = {key})", 0.0, 1.0, UNIT_TICKS)
+    title = f"{capital(rr.name)} at tolerance b = {key} against level"
     return line_chart("chart-rr", title, series, _level_axis(results), y)
 
 
@@ -258,17 +261,18 @@ def rr_by_tolerance(results: AuditResults) -> list[tuple[str, str]]:
     """Return (perturbation, chart) pairs: RR against tolerance b, one line per level."""
     charts = []
     headline = float(results.config["headline_tolerance"])
+    rr = get("rr")
     for index, (name, rows) in enumerate(by_perturbation(results).items()):
         series = [Series(f"level {r.level}", [(float(b), v) for b, v in r.rr_curve]) for r in rows]
         high = max((b for r in rows for b, _ in r.rr_curve), default=0.5) or 0.5
         ticks = [(t / 10, f"{t / 10:.1f}") for t in range(int(high * 10 + 1e-9) + 1)]
         x = Axis("tolerance b", 0.0, high, ticks)
-        y = Axis("robust ratio RR(b)", 0.0, 1.0, UNIT_TICKS)
+        y = Axis(f"{rr.name} {rr.label}(b)", 0.0, 1.0, UNIT_TICKS)
         # About six markers per line keep a 51-point curve readable.
         step = max(1, max((len(r.rr_curve) for r in rows), default=1) // 5)
         chart = line_chart(
             f"chart-rrb-{index}",
-            f"Robust ratio against tolerance b: {name}",
+            f"{capital(rr.name)} against tolerance b: {name}",
             series,
             x,
             y,

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
-from auditor.results import AuditResults
+from auditor.metrics.catalogue import get, measure
+from auditor.results import AuditResults, LevelResult
 
 # What must match for a comparison to be fair; preprocessing may differ per model.
 SAME_CONFIG = (
@@ -37,6 +38,13 @@ class Cell:
     ra_ci: list[float] | None
     rr: float | None
     rr_ci: list[float] | None
+
+    @classmethod
+    def of(cls, level: LevelResult | None, key: str) -> Cell:
+        """The cell of one model's `level` (None where it has none), RR at tolerance `key`."""
+        if level is None:
+            return cls(None, None, None, None)
+        return cls(*measure(get("ra"), level), *measure(get("rr"), level, key))
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,7 @@ def corruption_error(
 
 def _total_error(results: AuditResults, perturbation: str) -> float | None:
     """Return sum over levels of (1 - RA), or None when a level has no RA."""
-    ras = [r.ra for r in results.results if r.perturbation == perturbation]
+    ras = [measure(get("ra"), r)[0] for r in results.results if r.perturbation == perturbation]
     if not ras or any(ra is None for ra in ras):
         return None
     return sum(1 - float(ra) for ra in ras if ra is not None)
@@ -139,14 +147,7 @@ def compare_results(audits: list[tuple[Path, AuditResults]]) -> Comparison:
     index = [{(r.perturbation, r.level): r for r in res.results} for res in results]
     rows = []
     for level in results[0].results:
-        cells = []
-        for found in index:
-            lv = found.get((level.perturbation, level.level))
-            cells.append(
-                Cell(lv.ra, lv.ra_ci, lv.rr.get(key), lv.rr_ci.get(key))
-                if lv
-                else Cell(None, None, None, None)
-            )
+        cells = [Cell.of(found.get((level.perturbation, level.level)), key) for found in index]
         rows.append(Row(level.perturbation, level.level, level.params, cells, _flag(cells)))
     ce, mce = corruption_error(results)
     names = [str(r.model.get("file_name") or Path(str(p)).name) for p, r in audits]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.resources
 import re
 import shlex
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from auditor.metrics.catalogue import CATALOGUE, Metric, get, measure
 from auditor.report import charts, sections
 from auditor.report.integrity import EMBED_ID, digest
 from auditor.report.sections import FEW_SAMPLES
-from auditor.results import AuditResults, LevelResult, to_json, write_atomic
+from auditor.results import AuditResults, to_json, write_atomic
 from auditor.version import __version__
 
 MISSING = "\u2014"
@@ -97,6 +97,8 @@ def _environment() -> jinja2.Environment:
     env.filters.update(
         rate=rate, interval=interval, signed=signed, show=show, params=params, code_spans=code_spans
     )
+    # Every template and macro names and reads metrics through the catalogue.
+    env.globals.update(metrics=CATALOGUE, measure=measure)
     return env
 
 
@@ -115,12 +117,16 @@ def verdict_word(results: AuditResults) -> str:
     return results.verdict.result
 
 
-def _worst(
-    results: AuditResults, value: Callable[[LevelResult], float | None]
-) -> tuple[float, str] | None:
-    """Return the lowest value over all levels and where it is (`gaussian_noise L5`)."""
+def _worst(results: AuditResults, metric: Metric) -> tuple[float, str] | None:
+    """Return the lowest value of `metric` over all levels and where it is (`gaussian_noise L5`).
+
+    A metric measured per tolerance is read at the headline tolerance.
+    """
+    key = results.headline_key
     found = [
-        (v, f"{r.perturbation} L{r.level}") for r in results.results if (v := value(r)) is not None
+        (v, f"{r.perturbation} L{r.level}")
+        for r in results.results
+        if (v := measure(metric, r, key)[0]) is not None
     ]
     return min(found, key=lambda pair: pair[0]) if found else None
 
@@ -131,12 +137,13 @@ def summary_line(results: AuditResults) -> str:
     n = results.clean.get("n", results.data.get("n_samples"))
     head = f"auditor: {results.model.get('file_name', results.model.get('path'))}, {n} samples"
     parts = []
+    ra, rr, clean = get("ra"), get("rr"), get("clean_accuracy")
     if results.labelled:
-        head += f", clean accuracy {rate(results.clean['accuracy'])}"
-        if worst := _worst(results, lambda r: r.ra):
-            parts.append(f"worst RA {rate(worst[0])} ({worst[1]})")
-    if worst := _worst(results, lambda r: r.rr.get(key)):
-        parts.append(f"worst RR@{key} {rate(worst[0])} ({worst[1]})")
+        head += f", {clean.label} {rate(measure(clean, results.clean)[0])}"
+        if worst := _worst(results, ra):
+            parts.append(f"worst {ra.label} {rate(worst[0])} ({worst[1]})")
+    if worst := _worst(results, rr):
+        parts.append(f"worst {rr.label}@{key} {rate(worst[0])} ({worst[1]})")
     word = verdict_word(results)
     parts.append("no gates" if word == "NO GATES" else f"verdict {word}")
     return "; ".join([head, *parts])
@@ -212,8 +219,8 @@ def _context(
         "headline": results.headline_key,
         "groups": list(charts.by_perturbation(results).items()),
         "binary": _binary_classes(results.model),
-        "worst_ra": _worst(results, lambda r: r.ra),
-        "worst_rr": _worst(results, lambda r: r.rr.get(results.headline_key)),
+        "worst_ra": _worst(results, get("ra")),
+        "worst_rr": _worst(results, get("rr")),
         "warnings": _warnings(results),
         "chart_ra": Markup(svg) if (svg := charts.ra_by_level(results)) else None,
         "chart_rr": Markup(charts.rr_by_level(results)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from auditor.metrics.catalogue import CATALOGUE, LEVEL, Metric, get, measure
 from auditor.results import AuditResults
 
 FEW_SAMPLES = 100  # below this many per class the metrics spec asks for a warning
@@ -96,9 +97,11 @@ def not_assessed(results: AuditResults) -> list[str]:
     if not adversarial(results):
         items.append("Worst-case (adversarial) robustness: no adversarial search was run.")
     if not results.labelled:
+        # the gateable metrics are the headline ones; of them, these need no labels
+        unlabelled = [m.label for m in CATALOGUE.values() if m.gateable and not m.needs_labels]
         items.append(
             "Accuracy: the data carried no labels, so only output stability "
-            "(RR, flip rate) was measured."
+            f"({', '.join(unlabelled)}) was measured."
         )
     items += [
         "Perturbations, strengths and combinations other than those listed under Method.",
@@ -150,19 +153,25 @@ def _half(ci: Any) -> float | None:
     return (ci[1] - ci[0]) / 2 if ci and len(ci) == 2 else None
 
 
+def _widest(results: AuditResults, metric: Metric) -> float | None:
+    """The widest half-width of `metric`'s intervals (at the headline tolerance), if any."""
+    if metric.scope != LEVEL:
+        return _half(measure(metric, results.clean)[1])
+    key = results.headline_key
+    halves = [h for r in results.results if (h := _half(measure(metric, r, key)[1])) is not None]
+    return max(halves) if halves else None
+
+
 def sample_size(results: AuditResults) -> dict[str, Any]:
     """Return the sample-size statement: n, per-class counts and interval half-widths."""
-    ra_halves = [h for r in results.results if (h := _half(r.ra_ci)) is not None]
-    key = results.headline_key
-    rr_halves = [h for r in results.results if (h := _half(r.rr_ci.get(key))) is not None]
     counts = results.data.get("class_counts") or {}
     return {
         "n": results.clean.get("n", results.data.get("n_samples")),
         "counts": counts,
         "small": sorted(name for name, count in counts.items() if count < FEW_SAMPLES),
-        "clean_half": _half(results.clean.get("accuracy_ci")),
-        "ra_half": max(ra_halves) if ra_halves else None,
-        "rr_half": max(rr_halves) if rr_halves else None,
+        "clean_half": _widest(results, get("clean_accuracy")),
+        "ra_half": _widest(results, get("ra")),
+        "rr_half": _widest(results, get("rr")),
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from auditor.metrics.catalogue import Metric, get, measure
 from auditor.results import Gate, LevelResult, Verdict
 
 PASS, FAIL, INCONCLUSIVE, NO_GATES = "PASS", "FAIL", "INCONCLUSIVE", "NO GATES"
@@ -25,22 +26,21 @@ def evaluate(
 ) -> Verdict:
     """Check each gate against the worst level; the verdict passes if every gate does."""
     gates = []
-    if fail_under_ra is not None:
-        scored = [(lv.ra, lv) for lv in levels if lv.ra is not None]
-        gates.append(
-            _worst_gate("ra", f"RA >= {fail_under_ra:g} at every level", fail_under_ra, scored)
-        )
-    if fail_under_rr is not None:
-        scored = [(lv.rr[headline_key], lv) for lv in levels]
-        gates.append(
-            _worst_gate(
-                "rr",
-                f"RR(b={headline_key}) >= {fail_under_rr:g} at every level",
-                fail_under_rr,
-                scored,
-            )
-        )
+    for key, threshold in (("ra", fail_under_ra), ("rr", fail_under_rr)):
+        if threshold is not None:
+            gates.append(_quick_gate(get(key), levels, headline_key, threshold))
     return combine(gates, QUICK_RULE if gates else "")
+
+
+def _quick_gate(
+    metric: Metric, levels: Sequence[LevelResult], headline_key: str, threshold: float
+) -> Gate:
+    """`metric` (at the headline tolerance) must reach `threshold` at every level."""
+    text = f"{metric.heading(headline_key)} >= {threshold:g} at every level"
+    scored = [
+        (value, lv) for lv in levels if (value := measure(metric, lv, headline_key)[0]) is not None
+    ]
+    return _worst_gate(metric.key, text, threshold, scored)
 
 
 def combine(gates: Sequence[Gate], rule: str, policy: dict | None = None) -> Verdict:

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
-from auditor.results import AuditResults, Gate, LevelResult, tolerance_key
+from auditor.metrics import catalogue
+from auditor.metrics.catalogue import CLEAN, GATEABLE, Measured
+from auditor.results import AuditResults, Gate, tolerance_key
 from auditor.verdict.gates import FAIL, INCONCLUSIVE, PASS, QUICK_RULE, combine
 
 if sys.version_info >= (3, 11):
@@ -26,7 +28,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
-METRICS = ("ra", "rr", "clean_accuracy", "auc", "flip_rate")
 AUDIT_KEYS = ("suite", "tolerance", "seed")
 GATE_KEYS = ("metric", "perturbation", "levels", "min", "max", "tolerance")
 DECISION_RULE = (
@@ -50,7 +51,7 @@ class PolicyGate:
     levels: tuple[int, ...] | None = None  # None: every level
     min: float | None = None
     max: float | None = None
-    tolerance: float | None = None  # for rr
+    tolerance: float | None = None  # for a metric measured per tolerance (rr)
 
     @property
     def threshold(self) -> float:
@@ -58,21 +59,20 @@ class PolicyGate:
 
     def describe(self, headline_key: str) -> str:
         """Return the gate in words: `RA >= 0.85 at gaussian_* levels 1, 2, 3`."""
-        name = {"ra": "RA", "rr": "RR", "clean_accuracy": "clean accuracy", "auc": "AUC"}.get(
-            self.metric, "flip rate"
-        )
-        if self.metric == "rr":
-            b = tolerance_key(self.tolerance) if self.tolerance is not None else headline_key
-            name += f"(b={b})"
+        metric = catalogue.get(self.metric)
         op = ">=" if self.min is not None else "<="
-        text = f"{name} {op} {self.threshold:g}"
-        if self.metric == "clean_accuracy":
+        text = f"{metric.heading(self.tolerance_key_for(headline_key))} {op} {self.threshold:g}"
+        if metric.scope == CLEAN:
             return text
         where = "every perturbation" if self.perturbation == "*" else self.perturbation
         levels = (
             "every level" if self.levels is None else "levels " + ", ".join(map(str, self.levels))
         )
         return f"{text} at {where}, {levels}"
+
+    def tolerance_key_for(self, headline_key: str) -> str:
+        """Return the key of the gate's tolerance, the headline's when it names none."""
+        return tolerance_key(self.tolerance) if self.tolerance is not None else headline_key
 
 
 @dataclass(frozen=True)
@@ -179,8 +179,8 @@ def _gate(table: Any, number: int, path: Path) -> PolicyGate:
         unknown = ", ".join(sorted(set(table) - set(GATE_KEYS)))
         raise ConfigError(f"{where}: unknown key(s) {unknown}; expected {', '.join(GATE_KEYS)}")
     metric = table.get("metric")
-    if metric not in METRICS:
-        raise ConfigError(f"{where}: metric must be one of {', '.join(METRICS)}, found {metric!r}")
+    if metric not in GATEABLE:
+        raise ConfigError(f"{where}: metric must be one of {', '.join(GATEABLE)}, found {metric!r}")
     if ("min" in table) == ("max" in table):
         raise ConfigError(f"{where}: give exactly one of min or max")
     bound = table.get("min", table.get("max"))
@@ -194,7 +194,7 @@ def _gate(table: Any, number: int, path: Path) -> PolicyGate:
     tolerance = table.get("tolerance")
     if tolerance is not None and not _is_rate(tolerance):
         raise ConfigError(f"{where}: tolerance must be a number in [0, 1]")
-    if metric != "rr":
+    if not catalogue.get(metric).per_tolerance:
         tolerance = None  # the spec's own example sets it on an ra gate: it means nothing there
     perturbation = table.get("perturbation", "*")
     if not isinstance(perturbation, str):
@@ -300,47 +300,16 @@ Measurement = tuple[float | None, list[float] | None, str]
 
 def _measurements(results: AuditResults, gate: PolicyGate) -> list[Measurement]:
     """Return (value, interval, where) of the gate's metric at each level it applies to."""
-    if gate.metric == "clean_accuracy":
-        value = results.clean.get("accuracy")
-        return [(value, results.clean.get("accuracy_ci"), "clean")]
+    metric = catalogue.get(gate.metric)
+    key = gate.tolerance_key_for(results.headline_key)
+    if metric.scope == CLEAN:
+        return [(*catalogue.measure(metric, results.clean, key, results.model), "clean")]
     out: list[Measurement] = []
     for level in results.results:
         if not fnmatch.fnmatchcase(level.perturbation, gate.perturbation):
             continue
         if gate.levels is not None and level.level not in gate.levels:
             continue
-        out.append((*_metric(results, level, gate), f"{level.perturbation} L{level.level}"))
+        measured: Measured = catalogue.measure(metric, level, key, results.model)
+        out.append((*measured, f"{level.perturbation} L{level.level}"))
     return out
-
-
-def _metric(
-    results: AuditResults, level: LevelResult, gate: PolicyGate
-) -> tuple[float | None, list[float] | None]:
-    if gate.metric == "ra":
-        return level.ra, level.ra_ci
-    if gate.metric == "flip_rate":
-        return level.flip_rate, level.flip_rate_ci
-    if gate.metric == "auc":
-        return level.auc, auc_interval(level.auc, level.per_class, results.model)
-    key = tolerance_key(gate.tolerance) if gate.tolerance is not None else results.headline_key
-    return level.rr.get(key), level.rr_ci.get(key)
-
-
-def auc_interval(
-    auc: float | None, per_class: dict[str, dict[str, Any]], model: dict[str, Any]
-) -> list[float] | None:
-    """Return the 95% interval of a binary AUC (Hanley and McNeil, 1982), if computable."""
-    positive = model.get("positive_class")
-    counts = {name: int(c.get("n") or 0) for name, c in per_class.items()}
-    if auc is None or positive not in counts or len(counts) != 2:
-        return None
-    n_pos = counts[positive]
-    n_neg = sum(counts.values()) - n_pos
-    if n_pos < 1 or n_neg < 1:
-        return None
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (
-        n_pos * n_neg
-    )
-    half = 1.959963984540054 * math.sqrt(max(var, 0.0))
-    return [round(max(0.0, auc - half), 6), round(min(1.0, auc + half), 6)]
