@@ -13,6 +13,7 @@ from conftest import write_class_folders
 from test_attacks import constant_model
 
 from auditor import AuditConfig, perturbations, run_audit
+from auditor.adversarial.registry import SEARCHES
 from auditor.cli import main
 from auditor.engine.run import merge, run_shard
 from auditor.errors import ConfigError
@@ -127,12 +128,12 @@ def test_results_do_not_depend_on_batch_size_or_shards(tmp_path):
     assert one["adversarial"]["perturbations"]["square_linf"][1]["flip"]["queries_total"] > 0
 
 
-def test_apply_refuses_a_search_and_all_leaves_it_out(tmp_path):
+def test_a_search_is_not_a_perturbation_and_all_leaves_it_out(tmp_path):
     image = np.zeros((16, 16, 3), np.uint8)
-    with pytest.raises(ConfigError, match="searches with the model"):
+    with pytest.raises(ConfigError, match="unknown perturbation 'square_linf'"):
         perturbations.apply("square_linf", image, 1, np.random.default_rng(0))
     assert "square_linf" not in perturbations.SUITES["all"]
-    assert perturbations.get("square_linf").needs_model
+    assert "square_linf" in SEARCHES and "square_linf" not in perturbations.REGISTRY
 
 
 @pytest.mark.parametrize(
@@ -149,3 +150,13 @@ def test_unsupported_settings_are_refused(tmp_path, change, message):
     )
     with pytest.raises(ConfigError, match=message):
         run_audit(replace(config, **change))
+
+
+def test_listing_shows_the_searches_in_a_section_of_their_own():
+    text = CliRunner().invoke(main, ["perturbations"]).stdout
+    perturbations_part, heading, searches_part = text.partition("\nsearches (")
+    assert heading and "square_linf" not in perturbations_part
+    assert searches_part.splitlines()[1].split()[:2] == ["square_linf", "adversarial"]
+    tsv = CliRunner().invoke(main, ["perturbations", "--tsv"]).stdout
+    assert "\nsquare_linf\tadversarial\teps=1/255,2/255,4/255,8/255,16/255\tSquare Attack" in tsv
+    assert "square_linf" not in CliRunner().invoke(main, ["perturbations", "--suite", "all"]).stdout

@@ -17,9 +17,9 @@ from auditor.errors import ConfigError
 from auditor.perturbations import REGISTRY, SUITES, apply, get, parse_spec, plan
 from auditor.seeds import derive_rng
 
-# Per-image functions; the searches that query the model run in the engine
-# (tests/test_attacks_audit.py).
-NAMES = sorted(n for n, p in REGISTRY.items() if not p.needs_model)
+# Per-image functions; the searches that query the model have a registry of their own
+# and run in the engine (tests/test_attacks_audit.py).
+NAMES = sorted(REGISTRY)
 # Perturbations that draw nothing from the rng: every seed gives the same bytes. Every
 # other registered perturbation must differ between seeds.
 DETERMINISTIC = {

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,18 @@ class TestOnASharedRay:
 
         with pytest.raises(DataError, match=r"^shard \d+: the data moved away$"):
             run_audit_ray(sample_config, worker=Refuses)
+
+    def test_progress_total_is_the_units_done_when_a_search_is_planned(self, sample_config):
+        """A search adds no tensor rows: the total counts a sample's clean and sampled rows."""
+        specs = ("square_linf:eps=4/255,16/255", "gaussian_noise")
+        config = replace(sample_config, perturbations=specs, queries=4, limit=12)
+        seen: list[tuple[int, int]] = []
+        results = run_audit_ray(config, lambda done, total: seen.append((done, total)))
+        units = 12 * (1 + 5)  # clean + gaussian_noise's 5 levels; not square_linf's 2
+        assert {total for _, total in seen} == {units}
+        assert seen[-1][0] == units
+        assert results.progress == {"done": units, "total": units}
+        assert results.adversarial["perturbations"]["square_linf"][1]["flip"]["n"] == 12
 
 
 def _outward_address() -> str | None:

@@ -54,8 +54,3 @@ class SearchCounts:
             "moved_fraction": round(self.moved / self.n, 6),
             "unaffected": self.moved == 0,
         }
-
-
-def new_level() -> dict[str, SearchCounts]:
-    """Empty counts for both objectives of one level."""
-    return {objective: SearchCounts() for objective in OBJECTIVES}

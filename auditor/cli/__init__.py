@@ -13,7 +13,7 @@ import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -44,6 +44,9 @@ from auditor.errors import (
     OutputError,
 )
 from auditor.version import __version__
+
+if TYPE_CHECKING:  # importing the registries loads every perturbation: only when listing
+    from auditor.perturbations.levels import Entry
 
 EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
 
@@ -470,22 +473,37 @@ def inspect_command(model: Path, as_json: bool, **options: Any) -> None:
 @click.option("--suite", type=click.Choice(suite_names()), help="Only this suite's members.")
 @click.option("--tsv", is_flag=True, help="Tab-separated columns, for scripts.")
 def list_perturbations(suite: str | None, tsv: bool) -> None:
-    """List perturbations: name, family, levels 1..5 (as -p values) and description."""
+    """List perturbations, then searches: name, family, levels (as -p values), description."""
+    from auditor.adversarial.registry import SEARCHES
     from auditor.perturbations import REGISTRY, SUITES
-    from auditor.perturbations.registry import level_spec
 
-    rows = [("name", "family", "levels", "description")]
-    for name in SUITES[suite] if suite else sorted(REGISTRY):
-        p = REGISTRY[name]
-        facts = p.implementation()
-        used = f" [codec: {facts['codec']}, {facts['container']}]" if "container" in facts else ""
-        rows.append((p.name, p.family, level_spec(p), p.description + used))
+    header = ("name", "family", "levels", "description")
+    rows = [_listing_row(REGISTRY[name]) for name in (SUITES[suite] if suite else sorted(REGISTRY))]
+    # Searches belong to no suite: they cost `--queries` model calls and run when named.
+    searches = [] if suite else [_listing_row(SEARCHES[name]) for name in sorted(SEARCHES)]
     if tsv:
-        click.echo("\n".join("\t".join(row) for row in rows))
+        click.echo("\n".join("\t".join(row) for row in [header, *rows, *searches]))
         return
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    widths = [max(len(row[i]) for row in [header, *rows, *searches]) for i in range(3)]
+    for row in [header, *rows]:
+        click.echo(_listing_line(row, widths))
+    if searches:
+        click.echo("\nsearches (they query the model; name them with -p):")
+        for row in searches:
+            click.echo(_listing_line(row, widths))
+
+
+def _listing_row(entry: Entry) -> tuple[str, str, str, str]:
+    """A perturbation's or search's row: name, family, levels as -p values, description."""
+    from auditor.perturbations.levels import level_spec
+
+    facts = entry.implementation()
+    used = f" [codec: {facts['codec']}, {facts['container']}]" if "container" in facts else ""
+    return (entry.name, entry.family, level_spec(entry), entry.description + used)
+
+
+def _listing_line(row: tuple[str, ...], widths: list[int]) -> str:
+    return "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3]
 
 
 @main.command()

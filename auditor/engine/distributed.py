@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from auditor import data, perturbations
+from auditor import data
 from auditor.config import AuditConfig
 from auditor.engine.partial import ShardResult
 from auditor.errors import AuditorError, ConfigError
@@ -150,19 +150,19 @@ def _enter(cwd: str, needed: bool) -> None:
 
 def _preflight(config: AuditConfig) -> tuple[int, int]:
     """Check on the driver what fails fast, before Ray starts; return (samples, work units)."""
-    from auditor.engine.pipeline import plan_draws
+    from auditor.engine.plan import build_plan
     from auditor.engine.run import _check_config
     from auditor.model.adapter import load_model
 
     _check_config(config, (0, 1))
-    planned = perturbations.plan(config.perturbations, config.suite)
+    plan = build_plan(config)
     options = config.model
     if hasattr(options, "provider"):  # the driver only reads the model: no GPU needed
         cpu: dict[str, Any] = {"provider": "cpu"}
         options = dataclasses.replace(options, **cpu)
     load_model(config.model_path, options)
     samples = len(data.discover(config.data_path, config.limit).samples)
-    return samples, samples * (1 + len(plan_draws(planned, config.repeats)))
+    return samples, samples * plan.units_per_sample
 
 
 def _provider(config: AuditConfig) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 
 from auditor import data
 from auditor.engine.pipeline import Failed, Scored
+from auditor.engine.plan import AuditPlan
 from auditor.errors import ConfigError
 
 FORMAT = "auditor/journal@1"
@@ -128,14 +129,20 @@ def journal_record(item: Scored | Failed) -> dict[str, Any]:
     }
 
 
-def from_journal_record(record: dict[str, Any], samples: Sequence[data.Sample]) -> Scored | Failed:
-    """The finished sample a `journal_record` describes."""
+def from_journal_record(
+    record: dict[str, Any], samples: Sequence[data.Sample], plan: AuditPlan
+) -> Scored | Failed:
+    """The finished sample a `journal_record` describes, with a row per draw of `plan`."""
     index = int(record["i"])
     sample = samples[index]
     if sample.key != record["k"]:  # the digest covers the listing; this is a safety net
         raise ConfigError(f"journal record {index} is for '{record['k']}', not '{sample.key}'")
     if "skip" in record:
         return Failed(index, sample, record["skip"])
+    if len(record["p"]) != len(plan.draws):  # the digest covers the plan; so is this
+        raise ConfigError(
+            f"journal record {index} has {len(record['p'])} draws; the plan has {len(plan.draws)}"
+        )
     return Scored(
         index,
         sample,

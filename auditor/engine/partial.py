@@ -20,9 +20,9 @@ import numpy as np
 from auditor import data, metrics
 from auditor.config import AuditConfig
 from auditor.data import thumbnails
+from auditor.engine.plan import SEARCH, AuditPlan, Draw
 from auditor.engine.stats import AuditStats, Scoring
 from auditor.errors import ConfigError, DataError, SampleError
-from auditor.perturbations.registry import PlannedPerturbation
 from auditor.results import AuditResults, LevelResult, PerturbationSummary, tolerance_key
 from auditor.verdict import gates
 from auditor.version import __version__
@@ -41,9 +41,10 @@ class ShardResult:
     dataset: dict[str, Any]  # path, kind, labelled
     class_names: list[str]
     scoring: Scoring
+    plan: AuditPlan  # the same for every shard of one audit (the digest covers it)
     stats: AuditStats
     skipped: list[dict[str, str]]  # found before decoding (shard 0 carries them)
-    total: int  # work units: samples x (1 + draws)
+    total: int  # work units: samples x plan.units_per_sample
     done: int = 0
     skipped_decode: list[dict[str, str]] = field(default_factory=list)
     manifest: list[dict[str, Any]] = field(default_factory=list)
@@ -94,12 +95,15 @@ def _assemble(
     keys = config["tolerance_keys"]
     clean = stats.clean.finish(s, first.class_names, labelled)
     levels = []
-    flat = [(p, li, lv) for p in config["perturbations"] for li, lv in enumerate(p["levels"], 1)]
-    for (p, li, params), level in zip(flat, stats.levels):
+    for planned, level in zip(first.plan.levels, stats.levels):
         values = level.finish(s, keys, first.class_names, labelled, clean["accuracy"])
         levels.append(
             LevelResult(
-                perturbation=p["name"], family=p["family"], level=li, params=params, **values
+                perturbation=planned.name,
+                family=planned.family,
+                level=planned.level,
+                params=dict(planned.params),
+                **values,
             )
         )
     with_thumbs = [p for p in parts if p.thumbnails_index is not None]
@@ -128,7 +132,7 @@ def _assemble(
         ),
         moved={name: [_public(c) for c in moved] for name, moved in stats.moved.items()},
         frame_results=_frame_results(first, parts, levels),
-        adversarial=_adversarial(config, stats),
+        adversarial=_adversarial(first.plan, config, stats),
         determinism=_merge_probes(probes) if complete and probes else None,
         status="complete" if complete else "incomplete",
         progress={"done": done, "total": total},
@@ -166,14 +170,28 @@ def _frame_results(
     return {"n_frames": stats.clean.n, "clean": kept, "levels": rows}
 
 
-def _adversarial(config: dict[str, Any], stats: AuditStats) -> dict[str, Any]:
-    """The searches' figures per level (empty when no search ran)."""
-    if not stats.adversarial:
-        return {}
-    from auditor.adversarial.audit import describe
+def _adversarial(plan: AuditPlan, config: dict[str, Any], stats: AuditStats) -> dict[str, Any]:
+    """The searches' figures per level (empty when no search ran).
 
-    levels = {p["name"]: p["levels"] for p in config["perturbations"]}
-    return describe(int(config["queries"]), stats.adversarial, levels)
+    Each search describes its own levels; where several ran, the first one's
+    settings lead the section and every search adds its levels under `perturbations`.
+    """
+    from auditor.adversarial.registry import SEARCHES, Tally
+
+    section: dict[str, Any] = {}
+    for name in plan.names(SEARCH):
+        counts = stats.adversarial.get(name)
+        if not counts:
+            continue
+        search = SEARCHES[name]
+        tallies = [Tally(lv.level, lv.params, c) for lv, c in zip(plan.levels_of(name), counts)]
+        part = search.describe({k: config[k] for k in search.settings}, tallies)
+        for key, value in part.items():
+            if key == "perturbations":
+                section.setdefault(key, {}).update(value)
+            else:
+                section.setdefault(key, value)
+    return section
 
 
 def _public(candidate: dict[str, Any]) -> dict[str, Any]:
@@ -270,7 +288,7 @@ def _describe_video(first: ShardResult, manifest: list[dict[str, Any]]) -> dict[
 
 def describe_config(
     config: AuditConfig,
-    planned: Sequence[PlannedPerturbation],
+    plan: AuditPlan,
     model: Any,
     tuning: dict[str, Any],
 ) -> dict[str, Any]:
@@ -279,18 +297,7 @@ def describe_config(
     keys = [tolerance_key(b) for b in config.tolerances]
     return {
         "suite": None if config.perturbations else config.suite,
-        "perturbations": [
-            {
-                "name": pp.name,
-                "family": pp.perturbation.family,
-                "description": pp.perturbation.description,
-                "pixel_params": list(pp.perturbation.pixel_params),
-                "levels": [dict(lv) for lv in pp.levels],
-                # What really ran where it depends on the installed libraries (a codec).
-                "implementation": pp.perturbation.implementation(),
-            }
-            for pp in planned
-        ],
+        "perturbations": plan.describe(),
         "tolerances": list(config.tolerances),
         "tolerance_keys": keys,
         "headline_tolerance": config.headline_tolerance,
@@ -307,7 +314,7 @@ def describe_config(
         "max_model_size": config.model.max_model_size,
         "fail_under_ra": config.fail_under_ra,
         "fail_under_rr": config.fail_under_rr,
-        **_search_settings(config, planned),
+        **_search_settings(config, plan),
         "command_line": list(config.command_line),
         "video": {  # read only for video data
             "frames": config.video.frames,
@@ -320,34 +327,29 @@ def describe_config(
     }
 
 
-def _search_settings(config: AuditConfig, planned: Sequence[PlannedPerturbation]) -> dict[str, Any]:
-    """`queries`, recorded only when a search that queries the model is planned."""
-    if any(pp.perturbation.needs_model for pp in planned):
-        return {"queries": config.queries}
-    return {}
+def _search_settings(config: AuditConfig, plan: AuditPlan) -> dict[str, Any]:
+    """The settings the planned searches read (`queries`); none when no search is planned."""
+    return {name: getattr(config, name) for name in plan.search_settings}
 
 
 def render_thumbnails(
     sample: data.Sample,
     image: Any,
-    planned: Sequence[PlannedPerturbation],
+    plan: AuditPlan,
     config: AuditConfig,
     workers: int = 1,
 ) -> dict[str, Any]:
-    """Thumbnails of one sample clean and at every level (first repeat), on `workers` threads."""
-    from auditor.engine.pipeline import Draw, perturb
+    """Thumbnails of one sample clean and at every sampled level (first repeat), on `workers`
+    threads. The searches' points are not kept, so they have none."""
+    from auditor.engine.pipeline import perturb
 
-    draws = [
-        Draw(pp.name, li, dict(params), 0)
-        for pp in planned
-        for li, params in enumerate(pp.levels, start=1)
-    ]
+    draws = [d for d in plan.draws if d.repeat == 0]
 
     def render(draw: Draw) -> str:
         out = perturb(image, draw, sample.key, config.seed, config.scale_to_input)
         return thumbnails.data_uri(out)
 
-    levels: dict[str, list[str]] = {pp.name: [] for pp in planned}
+    levels: dict[str, list[str]] = {d.perturbation: [] for d in draws}
     with ThreadPoolExecutor(workers) as pool:
         for draw, uri in zip(draws, pool.map(render, draws)):
             levels[draw.perturbation].append(uri)
@@ -358,9 +360,7 @@ def render_moved(
     part: ShardResult, samples: dict[str, data.Sample], config: AuditConfig, workers: int = 1
 ) -> None:
     """Add clean and perturbed thumbnails to the shard's most-moved samples."""
-    from auditor.engine.pipeline import Draw, perturb
-
-    levels = {p["name"]: p["levels"] for p in part.config["perturbations"]}
+    from auditor.engine.pipeline import perturb
 
     def render(name: str, c: dict[str, Any]) -> None:
         try:
@@ -368,7 +368,7 @@ def render_moved(
         except SampleError:  # changed on disk since: leave the thumbnails out
             c["clean_thumbnail"] = c["perturbed_thumbnail"] = None
             return
-        draw = Draw(name, c["level"], dict(levels[name][c["level"] - 1]), c["repeat"])
+        draw = part.plan.draw(name, c["level"], c["repeat"])
         out = perturb(image, draw, c["sample"], config.seed, config.scale_to_input)
         c["clean_thumbnail"] = thumbnails.data_uri(image)
         c["perturbed_thumbnail"] = thumbnails.data_uri(out)

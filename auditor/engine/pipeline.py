@@ -32,32 +32,12 @@ from numpy.typing import NDArray
 from auditor import data, perturbations
 from auditor.data import video
 from auditor.engine import clips
+from auditor.engine.plan import AuditPlan, Draw
 from auditor.errors import SampleError
 from auditor.model.adapter import Model
-from auditor.perturbations.registry import PlannedPerturbation
 from auditor.seeds import derive_rng
 
 POOL_KIND = "threads"
-
-
-@dataclass(frozen=True)
-class Draw:
-    """One perturbed copy of a sample: perturbation, level (1-based), params, repeat."""
-
-    perturbation: str
-    level: int
-    params: dict[str, float]
-    repeat: int
-
-
-def plan_draws(planned: Sequence[PlannedPerturbation], repeats: int) -> list[Draw]:
-    """Every draw of a sample, in the order of its tensor rows (after the clean row)."""
-    return [
-        Draw(pp.name, li, dict(params), r)
-        for pp in planned
-        for li, params in enumerate(pp.levels, start=1)
-        for r in range(repeats)
-    ]
 
 
 @dataclass
@@ -191,7 +171,7 @@ class Pipeline:
     def __init__(
         self,
         model: Model,
-        draws: Sequence[Draw],
+        plan: AuditPlan,
         *,
         seed: int,
         scale_to_input: bool,
@@ -202,7 +182,7 @@ class Pipeline:
         aggregate: str = "mean",
     ) -> None:
         self.model = model
-        self.draws = list(draws)
+        self.draws = list(plan.draws)  # a sample's rows: clean, then these
         self.seed = seed
         self.scale_to_input = scale_to_input
         self.batch_size = model.batch or batch_size  # a fixed-batch model decides

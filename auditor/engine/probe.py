@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 
 from auditor import data, metrics
 from auditor.engine import clips
-from auditor.engine.pipeline import Draw, Pipeline, Scored, opencv_threads
+from auditor.engine.pipeline import Pipeline, Scored, opencv_threads
+from auditor.engine.plan import Draw
 from auditor.engine.stats import Scoring
 
 PROBE_SAMPLES = 8

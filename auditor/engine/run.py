@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from auditor import data, metrics, perturbations
-from auditor.adversarial import audit as adversarial
-from auditor.adversarial.counts import new_level
+from auditor import data, metrics
+from auditor.adversarial.registry import SEARCHES, Group, Scorer, SearchLevel
 from auditor.config import DELTA_NORMS, AuditConfig
 from auditor.data import video
 from auditor.engine import environment
@@ -38,13 +37,8 @@ from auditor.engine.partial import (
     render_moved,
     render_thumbnails,
 )
-from auditor.engine.pipeline import (
-    Failed,
-    Pipeline,
-    Scored,
-    plan_draws,
-    plan_tuning,
-)
+from auditor.engine.pipeline import Failed, Pipeline, Scored, plan_tuning
+from auditor.engine.plan import SEARCH, AuditPlan, build_plan
 from auditor.engine.probe import PROBE_SAMPLES, run_probe
 from auditor.engine.stats import AuditStats, Scoring
 from auditor.errors import ConfigError, DataError, SampleError
@@ -102,11 +96,8 @@ def run_shard(
     """
     started = now()
     _check_config(config, shard)
-    planned = perturbations.plan(config.perturbations, config.suite)
-    searched = {pp.name for pp in planned if pp.perturbation.needs_model}
-    _check_searches(config, searched)
-    # Searches that query the model run on whole groups (`_ShardRun._search`), not per image.
-    draws = plan_draws([pp for pp in planned if pp.name not in searched], config.repeats)
+    plan = build_plan(config)
+    _check_searches(config, plan)
     tuning = plan_tuning(config.workers, config.streams, config.model.threads)
     config = replace(config, model=replace(config.model, threads=tuning.threads))
     model = model if model is not None else load_model(config.model_path, config.model)
@@ -116,15 +107,16 @@ def run_shard(
         config = replace(config, batch_size=CPU_BATCH if model.provider == CPU else GPU_BATCH)
     dataset = data.discover(config.data_path, config.limit)
     _check_labels_needed(config, dataset)
-    if searched and dataset.media == "video":
-        raise ConfigError(f"{', '.join(sorted(searched))} searches images; it cannot run on videos")
+    if plan.searches and dataset.media == "video":
+        names = ", ".join(sorted(plan.names(SEARCH)))
+        raise ConfigError(f"{names} searches images; it cannot run on videos")
     label_of = _label_indexer(model, dataset)
     mine = [(i, s) for i, s in enumerate(dataset.samples) if i % shard[1] == shard[0]]
     first = _warm_up(model, mine, config)  # fixes the output kind on a deterministic input
     scoring = Scoring(
         config.threshold, model.positive_index(), config.delta_norm, tuple(config.tolerances)
     )
-    description = describe_config(config, planned, model, tuning.describe())
+    description = describe_config(config, plan, model, tuning.describe())
     part = ShardResult(
         shard=shard,
         digest=_digest(description, model, dataset),
@@ -140,22 +132,22 @@ def run_shard(
         },
         class_names=list(model.classes or []),
         scoring=scoring,
+        plan=plan,
         stats=AuditStats(),
         skipped=[{"path": s.path, "reason": s.reason} for s in dataset.skipped]
         if shard[0] == 0
         else [],
-        total=len(mine) * (1 + len(draws)),
+        total=len(mine) * plan.units_per_sample,
     )
     if first is not None:
-        shown = [pp for pp in planned if pp.name not in searched]
-        part.thumbnails = render_thumbnails(first[1], first[2], shown, config, tuning.workers)
+        part.thumbnails = render_thumbnails(first[1], first[2], plan, config, tuning.workers)
         part.thumbnails_index = first[0]
     probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
-    run = _ShardRun(config, part, draws, label_of, probe_keys, progress)
-    run.searches = _Searches(model, planned, config) if searched else None
+    run = _ShardRun(config, part, label_of, probe_keys, progress)
+    run.searches = _Searches(model, plan, config) if plan.searches else None
     pipeline = Pipeline(
         model,
-        draws,
+        plan,
         seed=config.seed,
         scale_to_input=config.scale_to_input,
         batch_size=config.batch_size,
@@ -171,7 +163,7 @@ def run_shard(
     run.execute(pipeline, mine, dataset)
     if part.done == part.total:
         part.probe = run_probe(
-            pipeline, [s for _, s in mine], run.first_pass, probe_keys, draws, part.scoring
+            pipeline, [s for _, s in mine], run.first_pass, probe_keys, plan.draws, part.scoring
         )
     render_moved(part, {s.key: s for _, s in mine}, config, tuning.workers)
     return part
@@ -184,20 +176,19 @@ class _ShardRun:
         self,
         config: AuditConfig,
         part: ShardResult,
-        draws: Sequence[Any],
         label_of: Callable[[data.Sample], int],
         probe_keys: set[str],
         progress: Progress | None,
     ) -> None:
         self.config = config
         self.part = part
-        self.draws = draws
+        self.plan = part.plan
         self.label_of = label_of
         self.probe_keys = probe_keys
         self.first_pass: dict[str, Scored] = {}
         self.waiting: list[Scored] = []  # absorbed, not yet in the statistics
         self.progress = progress
-        self.levels = [(d.perturbation, d.level) for d in draws if d.repeat == 0]
+        self.sampled = self.plan.sampled  # the levels of a sample's tensor rows, in order
         self.repeats = config.repeats
         self.searches: _Searches | None = None
 
@@ -208,7 +199,7 @@ class _ShardRun:
         if self.config.journal_path is not None:
             digest = f"{self.part.digest}:{self.part.shard[0]}/{self.part.shard[1]}"
             journal, records = Journal.start(self.config.journal_path, digest, self.config.resume)
-            self._absorb([from_journal_record(r, dataset.samples) for r in records])
+            self._absorb([from_journal_record(r, dataset.samples, self.plan) for r in records])
             self._count_waiting()
         seen = {row["path"] for row in self.part.manifest} | {
             s["path"] for s in self.part.skipped_decode
@@ -246,7 +237,7 @@ class _ShardRun:
             part.manifest.append(row)
             if item.sample.key in self.probe_keys:
                 self.first_pass[item.sample.key] = item
-        part.done += len(group) * (1 + len(self.draws))
+        part.done += len(group) * self.plan.units_per_sample
         # Counted in groups of COUNT_GROUP samples: the statistics cost a fixed overhead
         # per call and level, and a model batch often finishes a single sample.
         self.waiting += scored
@@ -269,19 +260,17 @@ class _ShardRun:
             if self.part.dataset["labelled"]
             else None
         )
-        shape = (len(scored), len(self.levels), self.repeats, clean.shape[1])
+        shape = (len(scored), len(self.sampled), self.repeats, clean.shape[1])
         every = np.stack([item.perturbed for item in scored]).reshape(shape)
         per_level = [np.ascontiguousarray(every[:, j].transpose(1, 0, 2)) for j in range(shape[1])]
+        found: list[np.ndarray] = []
         if self.searches is not None:
             targets = (
                 labels if labels is not None else metrics.decide(clean, s.threshold, s.positive)
             )
             found = self.searches.run(scored, clean, targets, self.part.stats)
-            every_level = self.searches.interleave(per_level, found)
-        else:
-            every_level = per_level
-        self.part.stats.add(clean, every_level, labels, s)
-        if self.levels:  # the searches' images are not kept, so they offer none
+        self.part.stats.add(clean, self.plan.in_order(per_level, found), labels, s)
+        if self.sampled:  # the searches' images are not kept, so they offer none
             self._offer_moved(scored, clean, every, per_level, labels)
         if self.part.frame_stats is not None:
             self._count_frames(scored, labels, shape[1])
@@ -311,8 +300,8 @@ class _ShardRun:
         deltas = np.stack([metrics.deltas(clean, p, norm, labels) for p in per_level])  # L R N
         worst = deltas.max(axis=1)  # L x N
         by_name: dict[str, list[int]] = {}
-        for j, (name, _) in enumerate(self.levels):
-            by_name.setdefault(name, []).append(j)
+        for j, planned in enumerate(self.sampled):
+            by_name.setdefault(planned.name, []).append(j)
         for name, js in by_name.items():
             for n, item in enumerate(scored):
                 j = js[int(np.argmax(worst[js, n]))]
@@ -321,7 +310,7 @@ class _ShardRun:
                     name,
                     {
                         "sample": item.sample.key,
-                        "level": self.levels[j][1],
+                        "level": self.sampled[j].level,
                         "repeat": r,
                         "label": item.sample.label,
                         "delta": float(deltas[j, r, n]),
@@ -383,52 +372,43 @@ def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) ->
 
 
 class _Searches:
-    """The searches that query the model (`square_linf`), run on each scored group."""
+    """The planned searches, run level by level on each scored group with the model."""
 
-    def __init__(self, model: Model, planned: Sequence[Any], config: AuditConfig) -> None:
+    def __init__(self, model: Model, plan: AuditPlan, config: AuditConfig) -> None:
         self.model, self.config = model, config
-        # Every planned level in order: (name, level, params, searched?)
-        self.order = [
-            (pp.name, li, params, pp.perturbation.needs_model)
-            for pp in planned
-            for li, params in enumerate(pp.levels, start=1)
-        ]
+        self.levels = plan.searches
 
     def run(
-        self, scored: Sequence[Scored], clean: np.ndarray, targets: np.ndarray, stats: Any
+        self, scored: Sequence[Scored], clean: np.ndarray, targets: np.ndarray, stats: AuditStats
     ) -> list[np.ndarray]:
-        """Search every searched level for the group; return 2 x N x K probs per level."""
+        """Run every searched level on the group; return its points x N x K probs per level."""
         config = self.config
-        images = [data.decode(item.sample, config.max_pixels).image for item in scored]
-        keys = [item.sample.key for item in scored]
+        group = Group(
+            images=[data.decode(item.sample, config.max_pixels).image for item in scored],
+            keys=[item.sample.key for item in scored],
+            clean=clean,
+            targets=np.asarray(targets, np.int64),
+        )
+        scorer = Scorer(self.model.predict, self.model.positive_index(), config.threshold)
         found = []
-        for name, li, params, searched in self.order:
-            if not searched:
-                continue
-            probs, outcomes = adversarial.search_level(
-                self.model, images, keys, clean, targets, float(params["eps"]), li,
-                config.seed, config.queries, config.threshold,
-            )  # fmt: skip
-            levels = stats.adversarial.setdefault(name, [])
-            while len(levels) < li:
-                levels.append(new_level())
-            for objective, result in outcomes.items():
-                levels[li - 1][objective].add(result)
-            found.append(probs)
+        for planned in self.levels:
+            search = SEARCHES[planned.name]
+            settings = {name: getattr(config, name) for name in search.settings}
+            level = SearchLevel(planned.level, dict(planned.params), config.seed, settings)
+            result = search.run(scorer, group, level)
+            # Its points are the level's draws: the statistics take the worst over them.
+            assert result.probs.shape == (planned.draws, *clean.shape), f"{search.name} broke"
+            stats.add_search_counts(planned.name, planned.level - 1, result.counts)
+            found.append(result.probs)
         return found
 
-    def interleave(self, normal: list[np.ndarray], found: list[np.ndarray]) -> list[np.ndarray]:
-        """Put the per-level arrays of both kinds back in the planned order."""
-        plain, searched = iter(normal), iter(found)
-        return [next(searched) if s else next(plain) for *_, s in self.order]
 
-
-def _check_searches(config: AuditConfig, searched: set[str]) -> None:
+def _check_searches(config: AuditConfig, plan: AuditPlan) -> None:
     """Refuse what the searches do not support: resuming, and a budget below 1."""
-    if not searched:
+    if not plan.searches:
         return
-    names = ", ".join(sorted(searched))
-    if config.queries < 1:
+    names = ", ".join(sorted(plan.names(SEARCH)))
+    if "queries" in plan.search_settings and config.queries < 1:
         raise ConfigError("--queries must be at least 1")
     if config.resume:
         # The journal keeps per-image scores, not the searches' query counts.

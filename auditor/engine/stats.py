@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor import metrics
-from auditor.adversarial.counts import SearchCounts, new_level
+from auditor.adversarial.counts import SearchCounts
 
 Probs = NDArray[np.float64]
 Labels = NDArray[np.int64]
@@ -245,7 +245,7 @@ class AuditStats:
     clean: CleanStats = field(default_factory=CleanStats)
     levels: list[LevelStats] = field(default_factory=list)
     moved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    # adversarial perturbation -> per level -> objective -> queries and successes
+    # search -> per level -> key (an objective) -> mergeable counts (queries, successes)
     adversarial: dict[str, list[dict[str, SearchCounts]]] = field(default_factory=dict)
 
     def add(
@@ -278,12 +278,16 @@ class AuditStats:
         for name, candidates in other.moved.items():
             self.moved[name] = _top(self.moved.get(name, []) + candidates)
         for name, levels in other.adversarial.items():
-            mine_levels = self.adversarial.setdefault(name, [])
-            while len(mine_levels) < len(levels):
-                mine_levels.append(new_level())
-            for ours, theirs_level in zip(mine_levels, levels):
-                for objective, counts in theirs_level.items():
-                    ours[objective].merge(counts)
+            for index, counts in enumerate(levels):
+                self.add_search_counts(name, index, counts)
+
+    def add_search_counts(self, search: str, index: int, counts: dict[str, SearchCounts]) -> None:
+        """Add a search's mergeable counts of its level `index` (0-based) to these."""
+        levels = self.adversarial.setdefault(search, [])
+        while len(levels) <= index:
+            levels.append({})
+        for key, figures in counts.items():
+            levels[index].setdefault(key, SearchCounts()).merge(figures)
 
 
 def moved_order(candidate: dict[str, Any]) -> tuple[float, str, int]:

@@ -77,14 +77,11 @@ SUITES["deepfake"] = (
     "jpeg_double",
 )
 
-# The adversarial search (it needs the model; the engine runs it, not `apply`).
-import auditor.adversarial.audit  # noqa: E402, F401  (it registers square_linf)
-
 load_plugins()
-# After the plugins, so that `all` is everything registered, theirs included, except
-# the searches that query the model: they cost `--queries` model calls per sample and
-# level, so they run only when named with -p.
-SUITES["all"] = tuple(sorted(n for n, p in REGISTRY.items() if not p.needs_model))
+# After the plugins, so that `all` is everything registered, theirs included. (The
+# searches that query the model are not perturbations: `auditor.adversarial` registers
+# them, and they run only when named with -p.)
+SUITES["all"] = tuple(sorted(REGISTRY))
 
 __all__ = [
     "REGISTRY",

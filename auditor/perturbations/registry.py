@@ -1,25 +1,31 @@
-"""The perturbation registry: level tables, suites, spec parsing and `apply`.
+"""The perturbation registry: image-to-image functions, suites, `-p` specs and `apply`.
 
 A perturbation is a pure function `f(image, rng, **params) -> image` on uint8 RGB
 H x W x 3 arrays, registered with its five-level parameter table by `@perturbation`.
 Built-ins and plugins register the same way; CLI choices come from these dicts.
+Searches that query the model are another kind, with a registry of their own
+(`auditor.adversarial.registry`); level tables and specs are shared (`levels`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from auditor.errors import ConfigError
+from auditor.perturbations.levels import (
+    Params,
+    level_table,
+    parse_levels,
+    reject_duplicates,
+    split_spec,
+)
 
 Image = NDArray[np.uint8]
-Params = dict[str, float]
 
 REFERENCE_SIZE = 224
 """Pixel-sized parameters are tuned for images whose short side is this many pixels."""
@@ -42,9 +48,6 @@ class Perturbation:
     pixel_params: tuple[str, ...] = ()
     integer_params: tuple[str, ...] = ()
     probe: ImplementationProbe | None = None
-    # A search that queries the model (family "adversarial"): the engine runs it on
-    # batches of samples, never through the per-image `apply`.
-    needs_model: bool = False
 
     def implementation(self) -> dict[str, str]:
         """Facts about how this perturbation runs here (e.g. `{"codec": "av1"}`); often empty."""
@@ -84,21 +87,15 @@ def perturbation(
     pixel_params: Sequence[str] = (),
     integer_params: Sequence[str] = (),
     implementation: ImplementationProbe | None = None,
-    needs_model: bool = False,
 ) -> Callable[[PerturbationFunction], PerturbationFunction]:
     """Register the decorated function under `name` with its per-level `levels` table.
 
     Built-ins and plugins both use this decorator. `pixel_params` are scaled with the
     image (see `scaled_params`), `integer_params` are shown and passed as ints, and
-    `implementation` returns facts for the report, such as the codec that was used;
-    `needs_model` marks a search that the engine runs with the model (`square_linf`).
+    `implementation` returns facts for the report, such as the codec that was used.
     A name can be registered once: a plugin cannot silently replace a built-in.
     """
-    lengths = {len(values) for values in levels.values()}
-    if len(lengths) != 1:
-        raise ValueError(f"{name}: every parameter needs the same number of levels")
-    count = lengths.pop()
-    table = tuple({key: values[i] for key, values in levels.items()} for i in range(count))
+    table = level_table(name, levels)
 
     def register(function: PerturbationFunction) -> PerturbationFunction:
         known = REGISTRY.get(name)
@@ -113,7 +110,6 @@ def perturbation(
             tuple(pixel_params),
             tuple(integer_params),
             implementation,
-            needs_model,
         )
         return function
 
@@ -186,50 +182,17 @@ def apply(
 
 def parse_spec(spec: str) -> PlannedPerturbation:
     """Parse `name` or `name:param=v1,v2,...[:param2=...]` into a planned perturbation."""
-    name, *groups = spec.strip().split(":")
-    p = get(name.strip())
-    if not groups:
-        return PlannedPerturbation(p, p.levels)
-    overrides: dict[str, list[float]] = {}
-    for group in groups:
-        key, sep, values = group.partition("=")
-        key = key.strip()
-        if not sep or key not in p.param_names:
-            raise ConfigError(
-                f"bad perturbation spec '{spec}': expected {name}:PARAM=v1,v2,... "
-                f"with PARAM one of {', '.join(p.param_names)}"
-            )
-        overrides[key] = [_parse_value(v, spec) for v in values.split(",") if v.strip()]
-    counts = {len(v) for v in overrides.values()}
-    if len(counts) != 1 or 0 in counts:
-        raise ConfigError(f"bad perturbation spec '{spec}': give the same number of values")
-    count = counts.pop()
-    missing = [k for k in p.param_names if k not in overrides]
-    if missing and count != len(p.levels):
-        raise ConfigError(
-            f"bad perturbation spec '{spec}': with {count} levels give every parameter "
-            f"({', '.join(p.param_names)})"
-        )
-    levels = tuple(
-        {k: overrides[k][i] if k in overrides else p.levels[i][k] for k in p.param_names}
-        for i in range(count)
-    )
-    return PlannedPerturbation(p, tuple(_typed(p, lv) for lv in levels))
+    name, groups = split_spec(spec)
+    p = get(name)
+    return PlannedPerturbation(p, parse_levels(p, spec, groups))
 
 
-def _typed(p: Perturbation, params: Params) -> Params:
-    """Keep integer parameters (a JPEG quality) as ints so reports show `30`, not `30.0`."""
-    return {k: (int(round(v)) if k in p.integer_params else v) for k, v in params.items()}
-
-
-def _parse_value(text: str, spec: str) -> float:
-    try:
-        value = float(Fraction(text.strip()))  # accepts 0.03, 8/255 and 30
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"bad perturbation spec '{spec}': '{text}' is not a number") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"bad perturbation spec '{spec}': '{text}' is not finite")
-    return value
+def suite_members(suite: str | None) -> tuple[str, ...]:
+    """The perturbations of `suite` (None: the default, `quick`), or fail listing the suites."""
+    name = suite or "quick"
+    if name not in SUITES:
+        raise ConfigError(f"unknown suite '{name}'; known: {', '.join(sorted(SUITES))}")
+    return SUITES[name]
 
 
 def plan(specs: Sequence[str], suite: str | None) -> list[PlannedPerturbation]:
@@ -237,31 +200,9 @@ def plan(specs: Sequence[str], suite: str | None) -> list[PlannedPerturbation]:
     if specs:
         planned = [parse_spec(s) for s in specs]
     else:
-        name = suite or "quick"
-        if name not in SUITES:
-            raise ConfigError(f"unknown suite '{name}'; known: {', '.join(sorted(SUITES))}")
-        planned = [PlannedPerturbation(get(n), get(n).levels) for n in SUITES[name]]
-    names = [pp.name for pp in planned]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"perturbation given twice: {', '.join(duplicates)}")
+        planned = [PlannedPerturbation(get(n), get(n).levels) for n in suite_members(suite)]
+    reject_duplicates([pp.name for pp in planned])
     return planned
-
-
-def level_spec(p: Perturbation) -> str:
-    """The level table as the tail of a `-p` spec: `quality=25,18,15,10,7[:param2=...]`."""
-    return ":".join(
-        f"{key}=" + ",".join(format_value(lv[key]) for lv in p.levels) for key in p.param_names
-    )
-
-
-def format_value(value: float) -> str:
-    """Show `value` short and exact: `0.2`, `30`, and `8/255` where decimals would round."""
-    short = f"{value:.4g}"
-    pixels = value * 255
-    if float(short) != value and abs(pixels - round(pixels)) < 1e-9:
-        return f"{round(pixels)}/255"
-    return short
 
 
 def describe_levels(planned: PlannedPerturbation) -> list[dict[str, Any]]:

@@ -1,0 +1,134 @@
+"""Level tables and `-p` specs, shared by both kinds an audit plans: perturbations and searches.
+
+A level table is a tuple of parameter dicts, mildest first. `-p NAME:PARAM=v1,v2,...`
+replaces it: `split_spec` cuts a spec into the name and its groups, and `parse_levels`
+turns the groups into the levels of whichever registered entry the name found.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Protocol
+
+from auditor.errors import ConfigError
+
+Params = dict[str, float]
+
+
+class Leveled(Protocol):
+    """A registered entry with a level table: a perturbation or a search."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def levels(self) -> tuple[Params, ...]: ...
+
+    @property
+    def integer_params(self) -> tuple[str, ...]: ...
+
+    @property
+    def param_names(self) -> tuple[str, ...]: ...
+
+
+class Entry(Leveled, Protocol):
+    """What plans and listings read of a registered perturbation or search."""
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def pixel_params(self) -> tuple[str, ...]: ...
+
+    def implementation(self) -> dict[str, str]: ...
+
+
+def level_table(name: str, levels: Mapping[str, Sequence[float]]) -> tuple[Params, ...]:
+    """Turn `{param: per-level values}` into one params dict per level, checking the lengths."""
+    lengths = {len(values) for values in levels.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"{name}: every parameter needs the same number of levels")
+    count = lengths.pop()
+    return tuple({key: values[i] for key, values in levels.items()} for i in range(count))
+
+
+def split_spec(spec: str) -> tuple[str, list[str]]:
+    """Cut `name[:param=v1,v2,...[:param2=...]]` into the name and its `param=...` groups."""
+    name, *groups = spec.strip().split(":")
+    return name.strip(), groups
+
+
+def parse_levels(entry: Leveled, spec: str, groups: Sequence[str]) -> tuple[Params, ...]:
+    """The levels `groups` (from `split_spec(spec)`) give `entry`; none: its own table."""
+    if not groups:
+        return entry.levels
+    names = entry.param_names
+    overrides: dict[str, list[float]] = {}
+    for group in groups:
+        key, sep, values = group.partition("=")
+        key = key.strip()
+        if not sep or key not in names:
+            raise ConfigError(
+                f"bad perturbation spec '{spec}': expected {entry.name}:PARAM=v1,v2,... "
+                f"with PARAM one of {', '.join(names)}"
+            )
+        overrides[key] = [_parse_value(v, spec) for v in values.split(",") if v.strip()]
+    counts = {len(v) for v in overrides.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise ConfigError(f"bad perturbation spec '{spec}': give the same number of values")
+    count = counts.pop()
+    missing = [k for k in names if k not in overrides]
+    if missing and count != len(entry.levels):
+        raise ConfigError(
+            f"bad perturbation spec '{spec}': with {count} levels give every parameter "
+            f"({', '.join(names)})"
+        )
+    levels = tuple(
+        {k: overrides[k][i] if k in overrides else entry.levels[i][k] for k in names}
+        for i in range(count)
+    )
+    return tuple(_typed(entry, lv) for lv in levels)
+
+
+def _typed(entry: Leveled, params: Params) -> Params:
+    """Keep integer parameters (a JPEG quality) as ints so reports show `30`, not `30.0`."""
+    return {k: (int(round(v)) if k in entry.integer_params else v) for k, v in params.items()}
+
+
+def _parse_value(text: str, spec: str) -> float:
+    try:
+        value = float(Fraction(text.strip()))  # accepts 0.03, 8/255 and 30
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"bad perturbation spec '{spec}': '{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"bad perturbation spec '{spec}': '{text}' is not finite")
+    return value
+
+
+def reject_duplicates(names: Sequence[str]) -> None:
+    """Refuse a plan that names one perturbation or search twice."""
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"perturbation given twice: {', '.join(duplicates)}")
+
+
+def level_spec(entry: Leveled) -> str:
+    """The level table as the tail of a `-p` spec: `quality=25,18,15,10,7[:param2=...]`."""
+    return ":".join(
+        f"{key}=" + ",".join(format_value(lv[key]) for lv in entry.levels)
+        for key in entry.param_names
+    )
+
+
+def format_value(value: float) -> str:
+    """Show `value` short and exact: `0.2`, `30`, and `8/255` where decimals would round."""
+    short = f"{value:.4g}"
+    pixels = value * 255
+    if float(short) != value and abs(pixels - round(pixels)) < 1e-9:
+        return f"{round(pixels)}/255"
+    return short
