@@ -100,7 +100,8 @@ class ModelOptions:
     input_name: str | None = setting(
         None, RESULT, key="input_name", option="input_name", label="Model input", row=10
     )
-    # Recorded as resolved (flag, metadata or data folders) in the results' `model`.
+    # Recorded as resolved (flag, metadata or data folders) in the results' `model`, and
+    # from there in the digest: the positive class picks a video's frame for --aggregate max.
     classes: tuple[str, ...] | None = setting(None, RESULT, via="model.classes", option="classes")
     positive_class: str | None = setting(
         None, RESULT, via="model.positive_class", option="positive_class"

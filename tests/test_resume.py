@@ -115,8 +115,9 @@ def test_resume_with_other_options_is_refused(binary_model, big_data, tmp_path):
         ["--output-kind", "logits"],
         ["--output-name", "scores"],
         ["--input", "image"],
+        ["--positive-class", "real"],
     ],
-    ids=["output-kind", "output-name", "input"],
+    ids=["output-kind", "output-name", "input", "positive-class"],
 )
 def test_resume_with_another_reading_of_the_model_is_refused(
     binary_model, big_data, tmp_path, reading

@@ -370,14 +370,17 @@ def _warm_up(
 
 
 def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) -> str:
-    """Digest of what decides every per-sample result: settings, model, data listing."""
+    """Digest of what decides every per-sample result: settings, model, classes, data listing."""
     echo = echo_keys()  # recorded for the reader; the figures do not depend on them
     settings = {k: v for k, v in description.items() if k not in echo}
     listing = [
         [s.key, s.label, s.path.stat().st_size if s.path.is_file() else None]
         for s in dataset.samples
     ]
-    blob = {"settings": settings, "model": model.describe()["sha256"], "data": listing}
+    described = model.describe()
+    # The classes as resolved (`via` in their settings): they are not in `config`.
+    classes = {"classes": described["classes"], "positive": described["positive_class"]}
+    blob = {"settings": settings, "model": described["sha256"], **classes, "data": listing}
     canonical = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
