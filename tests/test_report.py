@@ -493,3 +493,19 @@ def test_audit_without_perturbations_renders(results: AuditResults) -> None:
     assert summary_line(empty) == (
         "auditor: detector_a.onnx, 300 samples, clean accuracy 0.943; no gates"
     )
+
+
+def test_the_configuration_table_shows_the_settings_the_results_record(
+    results: AuditResults, page: Page
+) -> None:
+    rows = page.table("config-table")["rows"]
+    assert rows[:3] == ["Command line", "Suite", "Seed"] and rows[-1] == "Batch size"
+    assert "Output read as" not in rows  # the gold results are from before it was recorded
+    config = {**results.config, "output_kind": "logits", "output_name": "scores"}
+    newer = render_html(dataclasses.replace(results, config={**config, "input_name": None}))
+    table = Page(newer).table("config-table")["rows"]
+    assert table == [*rows[:-1], "Model input", "Model output", "Output read as", "Batch size"]
+    assert '<th scope="row">Output read as</th><td>logits</td>' in newer
+    older = {k: v for k, v in results.config.items() if k != "limit"}
+    table = Page(render_html(dataclasses.replace(results, config=older))).table("config-table")
+    assert "Sample limit" not in table["rows"]

@@ -107,3 +107,31 @@ def test_resume_with_other_options_is_refused(binary_model, big_data, tmp_path):
     _, err = other.communicate()
     assert other.returncode == EXIT_CANNOT_RUN
     assert "cannot resume" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        ["--output-kind", "logits"],
+        ["--output-name", "scores"],
+        ["--input", "image"],
+        ["--positive-class", "real"],
+    ],
+    ids=["output-kind", "output-name", "input", "positive-class"],
+)
+def test_resume_with_another_reading_of_the_model_is_refused(
+    binary_model, big_data, tmp_path, reading
+):
+    """Journaled scores came from one reading of the model; another must start over."""
+    out = tmp_path / "out"
+    process = start(command(binary_model, big_data, out, "--workers", "1", "--batch-size", "1"))
+    journal = out / "report.json.journal"
+    wait_for_records(journal, 5, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    kept = journal.read_bytes()
+    other = start(command(binary_model, big_data, out, "--resume", *reading))
+    _, err = other.communicate()
+    assert other.returncode == EXIT_CANNOT_RUN
+    assert "cannot resume" in err and "Traceback" not in err
+    assert journal.read_bytes() == kept and not (out / "report.json").exists()

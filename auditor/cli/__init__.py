@@ -11,7 +11,6 @@ import json
 import shlex
 import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import click
 
 from auditor.cli.options import (
     F,
+    Names,
     Number,
     NumberList,
     identity_options,
@@ -31,9 +31,7 @@ from auditor.config import (
     ENGINES,
     AuditConfig,
     ModelOptions,
-    VideoOptions,
 )
-from auditor.config import PreprocessOptions as Prep
 from auditor.engine.clips import AGGREGATES
 from auditor.errors import (
     EXIT_CANNOT_RUN,
@@ -47,6 +45,7 @@ from auditor.version import __version__
 
 if TYPE_CHECKING:  # importing the registries loads every perturbation: only when listing
     from auditor.perturbations.levels import Entry
+from auditor.settings import from_options
 
 EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
 
@@ -133,7 +132,9 @@ def _show_warnings_as_lines() -> None:
     help="Folder with one sub-folder per class, a CSV/JSONL manifest (path,label), "
     "or a folder of unlabelled images.",
 )
-@click.option("--classes", help="Class names in the model's output order, comma-separated.")
+@click.option(
+    "--classes", type=Names(), help="Class names in the model's output order, comma-separated."
+)
 @click.option(
     "-p",
     "--perturbation",
@@ -368,8 +369,7 @@ def _with_policy(options: dict[str, Any], rules: Any) -> dict[str, Any]:
     if rules is None:
         return options
     source = click.get_current_context().get_parameter_source
-    names = ("suite", "tolerances", "seed", "headline_tolerance")
-    return merge_settings(options, {name for name in names if _explicit(source(name))}, rules)
+    return merge_settings(options, {name for name in options if _explicit(source(name))}, rules)
 
 
 def _explicit(source: Any) -> bool:
@@ -406,57 +406,18 @@ def _write_html(json_text: str, html_path: Path, key: Any) -> None:
         raise OutputError(f"cannot write the report to {html_path}: {exc.strerror}") from exc
 
 
-def _model_options_from(options: dict[str, Any]) -> ModelOptions:
-    """Build the `ModelOptions` shared by `check` and `inspect` from their parsed options."""
-    prep = Prep(**{key: options[key] for key in Prep.__dataclass_fields__})
-    classes = options["classes"]
-    return ModelOptions(
-        preprocess=prep,
-        classes=tuple(c.strip() for c in classes.split(",")) if classes else None,
-        positive_class=options["positive_class"],
-        output_kind=options["output_kind"],
-        input_name=options["input_name"],
-        output_name=options["output_name"],
-        provider=options["provider"],
-        max_model_size=options["max_model_size"],
-    )
-
-
 def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditConfig:
     """Build the `AuditConfig` of `auditor check` from its parsed options."""
-    return AuditConfig(
-        model_path=options["model"],
-        data_path=options["data_path"],
-        model=replace(_model_options_from(options), threads=options["threads"]),
-        perturbations=options["perturbations"],
-        suite=options["suite"],
-        tolerances=options["tolerances"],
-        headline_tolerance=options["headline_tolerance"],
-        delta_norm=options["delta_norm"],
-        repeats=options["repeats"],
-        seed=options["seed"],
-        limit=options["limit"],
-        threshold=options["threshold"],
-        batch_size=options["batch_size"],
-        workers=options["workers"],
-        streams=options["streams"],
-        max_pixels=options["max_pixels"],
-        journal_path=journal,
-        resume=options["resume"],
-        scale_to_input=options["scale_to_input"],
-        fail_under_ra=options["fail_under_ra"],
-        fail_under_rr=options["fail_under_rr"],
-        command_line=("auditor", *sys.argv[1:]),
-        engine=options["engine"],
-        ray_address=options["ray_address"],
-        video=VideoOptions(options["frames"], options["fps"], options["aggregate"]),
-        queries=options["queries"],
+    return from_options(
+        AuditConfig, options, command_line=("auditor", *sys.argv[1:]), journal_path=journal
     )
 
 
 @main.command("inspect")
 @click.argument("model", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--classes", help="Class names in the model's output order, comma-separated.")
+@click.option(
+    "--classes", type=Names(), help="Class names in the model's output order, comma-separated."
+)
 @click.option("--positive-class", help="Positive class of a binary model.")
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
@@ -465,7 +426,7 @@ def inspect_command(model: Path, as_json: bool, **options: Any) -> None:
     """Show MODEL's inputs, outputs, preprocessing, output kind and the check flags."""
     from auditor.model.inspection import format_text, inspect_model
 
-    report = inspect_model(model, _model_options_from(options))
+    report = inspect_model(model, from_options(ModelOptions, options))
     click.echo(json.dumps(report, indent=2) if as_json else format_text(report))
 
 

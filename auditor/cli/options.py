@@ -58,6 +58,17 @@ class Number(NumberList):
         return value if isinstance(value, float) else super().convert(value, param, ctx)[0]
 
 
+class Names(click.ParamType):
+    """Comma-separated names (class names), each stripped of surrounding spaces."""
+
+    name = "names"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, ...] | None:
+        if isinstance(value, tuple):
+            return value
+        return tuple(name.strip() for name in str(value).split(",")) if value else None
+
+
 class Size(click.ParamType):
     """An image size written HxW (or one number for a square)."""
 

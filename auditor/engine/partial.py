@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from auditor import data, metrics
-from auditor.config import AuditConfig
+from auditor.config import AuditConfig, record_settings
 from auditor.data import thumbnails
 from auditor.engine.plan import SEARCH, AuditPlan, Draw
 from auditor.engine.stats import AuditStats, Scoring
@@ -294,37 +294,16 @@ def describe_config(
 ) -> dict[str, Any]:
     """The config section of the results: everything needed to re-run the audit."""
 
-    keys = [tolerance_key(b) for b in config.tolerances]
-    return {
-        "suite": None if config.perturbations else config.suite,
+    # What the settings alone do not say: the plan, the model's preprocessing, the tuning.
+    resolved = {
         "perturbations": plan.describe(),
-        "tolerances": list(config.tolerances),
-        "tolerance_keys": keys,
-        "headline_tolerance": config.headline_tolerance,
+        "tolerance_keys": [tolerance_key(b) for b in config.tolerances],
         "headline_tolerance_key": tolerance_key(config.headline_tolerance),
-        "delta_norm": config.delta_norm,
-        "seed": config.seed,
-        "repeats": config.repeats,
-        "threshold": config.threshold,
-        "limit": config.limit,
-        "max_pixels": config.max_pixels,
-        "scale_to_input": config.scale_to_input,
         "preprocess": model.prep.as_dict(),
-        "provider": config.model.provider,  # as asked; model.runtime says what ran
-        "max_model_size": config.model.max_model_size,
-        "fail_under_ra": config.fail_under_ra,
-        "fail_under_rr": config.fail_under_rr,
         **_search_settings(config, plan),
-        "command_line": list(config.command_line),
-        "video": {  # read only for video data
-            "frames": config.video.frames,
-            "fps": config.video.fps,
-            "aggregate": config.video.aggregate,
-        },
-        # Engine tuning, echoed; the figures do not depend on these.
-        "batch_size": config.batch_size,
         "workers": tuning,
     }
+    return record_settings(config, resolved)
 
 
 def _search_settings(config: AuditConfig, plan: AuditPlan) -> dict[str, Any]:

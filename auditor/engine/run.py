@@ -24,7 +24,7 @@ import numpy as np
 
 from auditor import data, metrics
 from auditor.adversarial.registry import SEARCHES, Group, Scorer, SearchLevel
-from auditor.config import DELTA_NORMS, AuditConfig
+from auditor.config import AuditConfig, echo_keys, validate
 from auditor.data import video
 from auditor.engine import environment
 from auditor.engine.journal import Journal, from_journal_record, journal_record
@@ -359,14 +359,17 @@ def _warm_up(
 
 
 def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) -> str:
-    """Digest of what decides every per-sample result: settings, model, data listing."""
-    echo = {"batch_size", "workers", "command_line"}
+    """Digest of what decides every per-sample result: settings, model, classes, data listing."""
+    echo = echo_keys()  # recorded for the reader; the figures do not depend on them
     settings = {k: v for k, v in description.items() if k not in echo}
     listing = [
         [s.key, s.label, s.path.stat().st_size if s.path.is_file() else None]
         for s in dataset.samples
     ]
-    blob = {"settings": settings, "model": model.describe()["sha256"], "data": listing}
+    described = model.describe()
+    # The classes as resolved (`via` in their settings): they are not in `config`.
+    classes = {"classes": described["classes"], "positive": described["positive_class"]}
+    blob = {"settings": settings, "model": described["sha256"], **classes, "data": listing}
     canonical = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -442,25 +445,7 @@ def _label_indexer(model: Model, dataset: data.Dataset) -> Callable[[data.Sample
 
 
 def _check_config(config: AuditConfig, shard: tuple[int, int]) -> None:
-    """Reject option values that make no sense before any work is done."""
-    if not config.tolerances or any(not 0 <= b <= 1 for b in config.tolerances):
-        raise ConfigError("tolerances must be numbers in [0, 1]")
-    if config.headline_tolerance not in config.tolerances:
-        raise ConfigError(
-            f"the headline tolerance {config.headline_tolerance:g} must be one of the tolerances"
-        )
-    checks = [
-        (config.repeats < 1, "--repeats must be at least 1"),
-        (config.batch_size < 0, "--batch-size must be 0 (automatic) or more"),
-        (config.workers < 0, "--workers must be 0 (automatic) or more"),
-        (config.streams < 0, "--streams must be 0 (automatic) or more"),
-        (config.model.threads < 0, "--threads must be 0 (automatic) or more"),
-        (config.max_pixels < 1, "--max-pixels must be at least 1"),
-        (not 0 <= config.threshold <= 1, "--threshold must be in [0, 1]"),
-        (config.limit is not None and config.limit < 1, "--limit must be at least 1"),
-        (config.delta_norm not in DELTA_NORMS, f"--delta-norm must be one of {DELTA_NORMS}"),
-        (not 0 <= shard[0] < shard[1], f"bad shard {shard}: expected (i, n) with 0 <= i < n"),
-    ]
-    for failed, message in checks:
-        if failed:
-            raise ConfigError(message)
+    """Reject bad settings (`config.validate`) and a bad shard before any work is done."""
+    validate(config)
+    if not 0 <= shard[0] < shard[1]:
+        raise ConfigError(f"bad shard {shard}: expected (i, n) with 0 <= i < n")

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from auditor.config import report_rows
 from auditor.metrics.catalogue import CATALOGUE, Metric, get, measure
 from auditor.report import charts, sections
 from auditor.report.integrity import EMBED_ID, digest
@@ -206,7 +207,8 @@ def _context(
     """Gather what the templates show, computed once here rather than in Jinja."""
     config = results.config
     skipped = results.data.get("skipped") or []
-    command = config.get("command_line") or []
+    command_line = _command_line(config.get("command_line") or [])
+    delta_norm = DELTA_NORMS.get(config.get("delta_norm", "linf"), config.get("delta_norm"))
     preprocess = results.model.get("preprocess") or {}
     sources = results.model.get("preprocess_sources") or {}
     return {
@@ -229,10 +231,8 @@ def _context(
         "preprocess": [(k, v, sources.get(k, MISSING)) for k, v in preprocess.items()],
         "skipped": skipped[:SKIPPED_SHOWN],
         "skipped_more": max(0, len(skipped) - SKIPPED_SHOWN),
-        "delta_norm": DELTA_NORMS.get(config.get("delta_norm", "linf"), config.get("delta_norm")),
-        "command_line": Markup("<code>{}</code>").format(shlex.join(map(str, command)))
-        if command
-        else MISSING,
+        "delta_norm": delta_norm,
+        "config_rows": _config_rows(results, command_line, delta_norm),
         "ident": results.identification or {},
         "digest": digest(json_text),
         "signature": signature,
@@ -255,6 +255,30 @@ def _context(
         "deviations": sections.deviations(results),
         "policy": results.verdict.policy,
     }
+
+
+def _command_line(command: list[str]) -> Any:
+    return Markup("<code>{}</code>").format(shlex.join(map(str, command))) if command else MISSING
+
+
+def _config_rows(results: AuditResults, command_line: Any, delta_norm: Any) -> list[Any]:
+    """The configuration table: each declared row (`config.report_rows`) that `results` record.
+
+    The rows shown in a form of their own are always there; another row is left out of
+    results from before its setting was recorded.
+    """
+    special = {
+        "command_line": command_line,
+        "tolerances": ", ".join(results.tolerance_keys),
+        "headline_tolerance": results.headline_key,
+        "delta_norm": delta_norm,
+    }
+    config = results.config
+    return [
+        (label, special[key] if key in special else config[key])
+        for label, key in report_rows()
+        if key in special or key in config
+    ]
 
 
 def render_html(

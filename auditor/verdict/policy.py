@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auditor.config import policy_settings
 from auditor.errors import ConfigError
 from auditor.metrics import catalogue
 from auditor.metrics.catalogue import CLEAN, GATEABLE, Measured
@@ -28,7 +29,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
-AUDIT_KEYS = ("suite", "tolerance", "seed")
+AUDIT_KEYS = tuple(key for key, _ in policy_settings())  # suite, tolerance, seed
 GATE_KEYS = ("metric", "perturbation", "levels", "min", "max", "tolerance")
 DECISION_RULE = (
     "Each policy gate is decided on the 95% interval of its metric (Wilson score interval; "
@@ -126,10 +127,11 @@ def merge_settings(options: dict[str, Any], given: set[str], rules: Policy) -> d
     the policy is an error, since the policy is what the report says was audited.
     """
     out = dict(options)
-    for key, name in (("suite", "suite"), ("tolerance", "tolerances"), ("seed", "seed")):
+    for key, name in policy_settings():
         if key not in rules.audit:
             continue
-        value = tuple(rules.audit[key]) if key == "tolerance" else rules.audit[key]
+        value = rules.audit[key]
+        value = tuple(value) if isinstance(value, list) else value  # as the option gives it
         if name in given and options[name] != value:
             raise ConfigError(
                 f"--{key} {options[name]!r} conflicts with {key} = {rules.audit[key]!r} "
