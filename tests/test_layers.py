@@ -14,7 +14,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "auditor"
 
 # Low to high. A module's layer is that of its longest matching prefix.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("auditor.errors", "auditor.seeds", "auditor.version", "auditor.config", "auditor.typecheck"),
+    (
+        "auditor.errors",
+        "auditor.seeds",
+        "auditor.version",
+        "auditor.config",
+        "auditor.typecheck",
+        "auditor.settings",
+    ),
     ("auditor.metrics",),
     ("auditor.results",),
     ("auditor.data",),
