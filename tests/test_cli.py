@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -189,3 +190,50 @@ def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tm
     one_line_error(result, "cannot write the report")
     assert "the results were saved to" in result.stderr
     assert json.loads((tmp_path / "r.json").read_text())["schema"] == "auditor/results@1"
+
+
+def test_format_writes_every_writer_next_to_the_report(check, tmp_path):
+    result = check("--format", "html,json,junit", "--fail-under-rr", "1.01")
+    assert result.exit_code == EXIT_GATE_FAILED, result.stderr
+    out = tmp_path / "out"
+    names = ["report.json", "report.html", "report.junit.xml"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    wrote = [line for line in result.stderr.splitlines() if line.startswith("auditor: wrote")]
+    listed = ", ".join(str(out / name) for name in names[:2])
+    assert wrote == [f"auditor: wrote {listed} and {out / names[2]}"]
+    junit = (out / "report.junit.xml").read_text()
+    assert 'type="FAIL"' in junit and "RR(b=0.1) &gt;= 1.01 at every level" in junit
+
+
+def test_the_json_is_written_even_when_not_listed(check, tmp_path):
+    result = check("--format", "junit")
+    assert result.exit_code == EXIT_OK, result.stderr
+    names = ["report.json", "report.junit.xml"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
+
+
+def test_unknown_format_exits_2_naming_the_known_ones(check, tmp_path):
+    one_line_error(check("--format", "html,pdf"), "unknown format 'pdf'")
+    assert "expected some of html, json, junit" in check("--format", "pdf").stderr
+    assert not (tmp_path / "out").exists()  # refused before the audit
+
+
+def test_unwritable_junit_exits_2_and_names_the_kept_files(check, tmp_path):
+    (tmp_path / "out" / "report.junit.xml").mkdir(parents=True)
+    result = check("--format", "html,junit")
+    one_line_error(result, "cannot write the JUnit XML to")
+    assert f"the results were saved to {tmp_path / 'out' / 'report.json'}" in result.stderr
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["results"]
+
+
+def test_render_takes_the_same_formats_but_json(tmp_path):
+    gold = str(Path(__file__).parent / "gold" / "results.json")
+    out = tmp_path / "again.html"
+    result = run("render", gold, "-o", str(out), "--format", "junit,html")
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.html", "again.junit.xml"]
+    assert result.stderr == f"auditor: wrote {tmp_path / 'again.junit.xml'} and " + (
+        f"{tmp_path / 'again.html'}\n"
+    )
+    refused = run("render", gold, "-o", str(out), "--format", "json")
+    one_line_error(refused, "unknown format 'json'; expected some of html, junit")
