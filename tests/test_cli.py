@@ -193,28 +193,28 @@ def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tm
 
 
 def test_format_writes_every_writer_next_to_the_report(check, tmp_path):
-    result = check("--format", "html,json,junit", "--fail-under-rr", "1.01")
+    result = check("--format", "html,json,junit,md", "--fail-under-rr", "1.01")
     assert result.exit_code == EXIT_GATE_FAILED, result.stderr
     out = tmp_path / "out"
-    names = ["report.json", "report.html", "report.junit.xml"]
+    names = ["report.json", "report.html", "report.junit.xml", "report.md"]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     wrote = [line for line in result.stderr.splitlines() if line.startswith("auditor: wrote")]
-    listed = ", ".join(str(out / name) for name in names[:2])
-    assert wrote == [f"auditor: wrote {listed} and {out / names[2]}"]
+    listed = ", ".join(str(out / name) for name in names[:3])
+    assert wrote == [f"auditor: wrote {listed} and {out / names[3]}"]
     junit = (out / "report.junit.xml").read_text()
     assert 'type="FAIL"' in junit and "RR(b=0.1) &gt;= 1.01 at every level" in junit
+    assert "**Verdict: FAIL**" in (out / "report.md").read_text()
 
 
 def test_the_json_is_written_even_when_not_listed(check, tmp_path):
-    result = check("--format", "junit")
+    result = check("--format", "md")
     assert result.exit_code == EXIT_OK, result.stderr
-    names = ["report.json", "report.junit.xml"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", "report.md"]
 
 
 def test_unknown_format_exits_2_naming_the_known_ones(check, tmp_path):
     one_line_error(check("--format", "html,pdf"), "unknown format 'pdf'")
-    assert "expected some of html, json, junit" in check("--format", "pdf").stderr
+    assert "expected some of html, json, junit, md" in check("--format", "pdf").stderr
     assert not (tmp_path / "out").exists()  # refused before the audit
 
 
@@ -229,11 +229,11 @@ def test_unwritable_junit_exits_2_and_names_the_kept_files(check, tmp_path):
 def test_render_takes_the_same_formats_but_json(tmp_path):
     gold = str(Path(__file__).parent / "gold" / "results.json")
     out = tmp_path / "again.html"
-    result = run("render", gold, "-o", str(out), "--format", "junit,html")
+    result = run("render", gold, "-o", str(out), "--format", "md,junit")
     assert result.exit_code == EXIT_OK, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.html", "again.junit.xml"]
-    assert result.stderr == f"auditor: wrote {tmp_path / 'again.junit.xml'} and " + (
-        f"{tmp_path / 'again.html'}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.junit.xml", "again.md"]
+    assert result.stderr == f"auditor: wrote {tmp_path / 'again.md'} and " + (
+        f"{tmp_path / 'again.junit.xml'}\n"
     )
     refused = run("render", gold, "-o", str(out), "--format", "json")
-    one_line_error(refused, "unknown format 'json'; expected some of html, junit")
+    one_line_error(refused, "unknown format 'json'; expected some of html, junit, md")

@@ -23,12 +23,12 @@ def results() -> AuditResults:
 
 
 def everything(folder: Path) -> list[Target]:
-    return targets(["html", "json", "junit"], folder / "audit.html")
+    return targets(["html", "json", "junit", "md"], folder / "audit.html")
 
 
 def test_every_writer_is_named_placed_and_documented():
     readme = (ROOT / "README.md").read_text()
-    assert sorted(WRITERS) == ["html", "json", "junit"]
+    assert sorted(WRITERS) == ["html", "json", "junit", "md"]
     suffixes = [writer.suffix for writer in WRITERS.values()]
     assert len(set(suffixes)) == len(suffixes)
     for name, writer in WRITERS.items():
@@ -37,13 +37,13 @@ def test_every_writer_is_named_placed_and_documented():
 
 
 def test_format_names_are_parsed_in_order_once():
-    assert parse_formats("junit, JSON,junit") == ("junit", "json")
+    assert parse_formats("md, JUnit,md") == ("md", "junit")
     with pytest.raises(ConfigError, match=r"unknown format 'pdf'; expected some of html, json"):
         parse_formats("html,pdf")
     with pytest.raises(ConfigError, match="an empty format name"):
         parse_formats("html,")
-    with pytest.raises(ConfigError, match="expected some of html, junit$"):
-        parse_formats("json", ["html", "junit"])
+    with pytest.raises(ConfigError, match="expected some of html, junit, md$"):
+        parse_formats("json", ["html", "junit", "md"])
 
 
 def test_files_go_next_to_the_report(tmp_path):
@@ -52,6 +52,7 @@ def test_files_go_next_to_the_report(tmp_path):
         "html": tmp_path / "audit.html",
         "json": tmp_path / "audit.json",
         "junit": tmp_path / "audit.junit.xml",
+        "md": tmp_path / "audit.md",
     }
     moved = targets(["json"], tmp_path / "audit.html", tmp_path / "elsewhere.json")
     assert moved == [Target("json", tmp_path / "elsewhere.json")]
@@ -59,7 +60,7 @@ def test_files_go_next_to_the_report(tmp_path):
 
 def test_publish_writes_the_json_first_and_the_report_embeds_it(results, tmp_path):
     written = publish(results, everything(tmp_path))
-    assert written[0] == tmp_path / "audit.json" and len(written) == 3
+    assert written[0] == tmp_path / "audit.json" and len(written) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
     json_text = (tmp_path / "audit.json").read_text(encoding="utf-8")
     html = (tmp_path / "audit.html").read_text(encoding="utf-8")
@@ -91,11 +92,11 @@ def test_a_writer_that_breaks_leaves_the_json_intact(results, tmp_path):
 
 
 def test_a_later_failure_names_every_file_written(results, tmp_path):
-    (tmp_path / "audit.junit.xml").mkdir()  # a folder where the JUnit XML should go
+    (tmp_path / "audit.md").mkdir()  # a folder where the Markdown summary should go
     with pytest.raises(OutputError) as raised:
         publish(results, everything(tmp_path))
     message = str(raised.value)
-    assert message.startswith(f"cannot write the JUnit XML to {tmp_path / 'audit.junit.xml'}")
+    assert message.startswith(f"cannot write the Markdown summary to {tmp_path / 'audit.md'}")
     assert f"saved to {tmp_path / 'audit.json'} (also written: {tmp_path / 'audit.html'}" in (
         message
     )

@@ -246,7 +246,7 @@ def _show_warnings_as_lines() -> None:
     show_default=True,
     metavar="NAMES",
     help=f"Outputs, comma-separated, of {', '.join(sorted(WRITERS))}; each but the JSON goes "
-    "next to the report (REPORT.junit.xml). The results JSON is always written, "
+    "next to the report (REPORT.junit.xml, REPORT.md). The results JSON is always written, "
     "listed or not: --resume, render and verify read it.",
 )
 @click.option("--fail-under-ra", type=Number(), help="Exit 1 if any level's RA is below X.")
@@ -339,7 +339,7 @@ def _targets(
 
 
 def _listed(paths: list[Path]) -> str:
-    """`a.json, a.html and a.junit.xml`."""
+    """`a.json, a.html and a.md`."""
     names = [str(path) for path in paths]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -465,7 +465,7 @@ def list_perturbations(suite: str | None, tsv: bool) -> None:
     default="html",
     show_default=True,
     metavar="NAMES",
-    help=f"Outputs, comma-separated, of {', '.join(RENDERED)} (REPORT.junit.xml).",
+    help=f"Outputs, comma-separated, of {', '.join(RENDERED)} (REPORT.junit.xml, REPORT.md).",
 )
 @identity_options
 @_reports_errors

@@ -1,6 +1,6 @@
 """The publish layer: writes an audit's results in each format asked for.
 
-Every output (`--format html,json,junit`) is a `Writer` in `WRITERS`. `publish`
+Every output (`--format html,json,junit,md`) is a `Writer` in `WRITERS`. `publish`
 writes the results JSON first, so the measurements survive a writer that fails, then
 each other format; every file is written atomically. `check`, `render` and the partial
 report of an interrupted audit all publish through here.
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError, OutputError
-from auditor.publish import html, junit, results_json  # noqa: F401  (they register)
+from auditor.publish import html, junit, markdown, results_json  # noqa: F401  (they register)
 from auditor.publish.writers import WRITERS, Writer, register, write_text
 from auditor.results import AuditResults
 
@@ -58,7 +58,8 @@ def parse_formats(text: str, known: Iterable[str] | None = None) -> tuple[str, .
 def targets(formats: Sequence[str], report: Path, json_path: Path | None = None) -> list[Target]:
     """Place each format: HTML at `report`, JSON at `json_path`, others beside the report.
 
-    `-o out/audit.html` puts the JUnit XML at `out/audit.junit.xml`.
+    `-o out/audit.html` puts the JUnit XML at `out/audit.junit.xml` and the Markdown
+    summary at `out/audit.md`.
     """
     report = Path(report)
     fixed = {"html": report, JSON: Path(json_path) if json_path else report.with_suffix(".json")}

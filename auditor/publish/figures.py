@@ -13,6 +13,8 @@ from auditor.report.html import interval, params, rate
 from auditor.results import AuditResults, Gate, Interval, LevelResult, tolerance_key
 from auditor.verdict.policy import LevelCheck, PolicyGate, level_checks, recorded_gates
 
+HEADLINE = ("ra", "rr", "flip_rate")  # catalogue keys of the headline table's columns
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -47,11 +49,30 @@ def level_figures(
     return figures
 
 
+def clean_figure(results: AuditResults) -> Figure:
+    """Return the clean accuracy and its interval."""
+    return _figure(results, CATALOGUE["clean_accuracy"], results.clean)
+
+
 def _figure(results: AuditResults, metric: Metric, values: dict) -> Figure:
     key = results.headline_key
     context = {"positive_class": results.model.get("positive_class")}
     value, ci = measure(metric, values, key, context)
     return Figure(metric, metric.heading(key), value, ci)
+
+
+def directions(figures: list[Figure]) -> str:
+    """Say which way is better for each figure: `Higher is better for RA; lower is ...`."""
+    higher = [f.heading for f in figures if f.metric.higher_is_better]
+    lower = [f.heading for f in figures if not f.metric.higher_is_better]
+    parts = [f"higher is better for {_and(higher)}"] if higher else []
+    parts += [f"lower is better for {_and(lower)}"] if lower else []
+    text = "; ".join(parts)
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def level_name(level: LevelResult) -> str:
