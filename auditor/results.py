@@ -215,7 +215,7 @@ def _no_constant(name: str) -> None:
 
 
 def load_json(path: Path) -> AuditResults:
-    """Read results written by `write_json`."""
+    """Read a results JSON file."""
     return from_json(Path(path).read_text(encoding="utf-8"), str(path))
 
 
@@ -242,8 +242,3 @@ def _current_umask() -> int:
     mask = os.umask(0)  # the only way to read it is to set it, then put it back
     os.umask(mask)
     return mask
-
-
-def write_json(results: AuditResults, path: Path) -> None:
-    """Write the results JSON to `path` atomically."""
-    write_atomic(path, to_json(results))

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -225,3 +226,50 @@ def test_help_and_version_still_exit_0():
     for args in (["--help"], ["--version"], ["check", "--help"]):
         run = subprocess.run([sys.executable, "-m", "auditor", *args], capture_output=True, env=env)
         assert run.returncode == 0 and run.stdout and not run.stderr
+
+
+def test_format_writes_every_writer_next_to_the_report(check, tmp_path):
+    result = check("--format", "html,json,junit,md", "--fail-under-rr", "1.01")
+    assert result.exit_code == EXIT_GATE_FAILED, result.stderr
+    out = tmp_path / "out"
+    names = ["report.json", "report.html", "report.junit.xml", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    wrote = [line for line in result.stderr.splitlines() if line.startswith("auditor: wrote")]
+    listed = ", ".join(str(out / name) for name in names[:3])
+    assert wrote == [f"auditor: wrote {listed} and {out / names[3]}"]
+    junit = (out / "report.junit.xml").read_text()
+    assert 'type="FAIL"' in junit and "RR(b=0.1) &gt;= 1.01 at every level" in junit
+    assert "**Verdict: FAIL**" in (out / "report.md").read_text()
+
+
+def test_the_json_is_written_even_when_not_listed(check, tmp_path):
+    result = check("--format", "md")
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", "report.md"]
+
+
+def test_unknown_format_exits_2_naming_the_known_ones(check, tmp_path):
+    one_line_error(check("--format", "html,pdf"), "unknown format 'pdf'")
+    assert "expected some of html, json, junit, md" in check("--format", "pdf").stderr
+    assert not (tmp_path / "out").exists()  # refused before the audit
+
+
+def test_unwritable_junit_exits_2_and_names_the_kept_files(check, tmp_path):
+    (tmp_path / "out" / "report.junit.xml").mkdir(parents=True)
+    result = check("--format", "html,junit")
+    one_line_error(result, "cannot write the JUnit XML to")
+    assert f"the results were saved to {tmp_path / 'out' / 'report.json'}" in result.stderr
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["results"]
+
+
+def test_render_takes_the_same_formats_but_json(tmp_path):
+    gold = str(Path(__file__).parent / "gold" / "results.json")
+    out = tmp_path / "again.html"
+    result = run("render", gold, "-o", str(out), "--format", "md,junit")
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.junit.xml", "again.md"]
+    assert result.stderr == f"auditor: wrote {tmp_path / 'again.md'} and " + (
+        f"{tmp_path / 'again.junit.xml'}\n"
+    )
+    refused = run("render", gold, "-o", str(out), "--format", "json")
+    one_line_error(refused, "unknown format 'json'; expected some of html, junit, md")

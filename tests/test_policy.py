@@ -242,3 +242,28 @@ def test_merge_settings(tmp_path):
     unknown = policy.load_policy(write(tmp_path, "[audit]\nsuite = 'nope'\n"))
     with pytest.raises(ConfigError, match="unknown suite 'nope'"):
         policy.merge_settings(options, set(), unknown)
+
+
+def test_level_checks_give_each_level_and_the_gate_takes_the_worst(results):
+    gate = policy.PolicyGate("ra", perturbation="gaussian_*", levels=(1, 4, 5), min=0.6)
+    checks = policy.level_checks(results, gate)
+    assert [c.where for c in checks] == [f"gaussian_noise L{n}" for n in (1, 4, 5)]
+    # L1 0.913 [0.876, 0.940] clears 0.6; L4 0.650 [0.594, 0.702] straddles it; L5 misses it
+    assert [c.outcome for c in checks] == ["PASS", "INCONCLUSIVE", "FAIL"]
+    assert checks[2].value == results.results[4].ra and checks[2].ci == results.results[4].ra_ci
+    worst = policy.evaluate_gate(results, gate)
+    assert (worst.outcome, worst.where, worst.checked) == ("FAIL", "gaussian_noise L5", 3)
+    clean = policy.level_checks(results, policy.PolicyGate("clean_accuracy", min=0.9))
+    assert [(c.level, c.where, c.outcome) for c in clean] == [(None, "clean", "PASS")]
+
+
+def test_recorded_gates_read_back_from_the_results_json(results):
+    from auditor.results import Verdict, from_json, to_json
+
+    gates = (
+        policy.PolicyGate("ra", "jpeg_*", (1, 2), min=0.8),
+        policy.PolicyGate("rr", max=0.99, tolerance=0.05),
+    )
+    decided = policy.apply(results, policy.Policy("p.toml", "0" * 64, {}, gates))
+    assert policy.recorded_gates(from_json(to_json(decided)).verdict) == gates
+    assert policy.recorded_gates(Verdict(True, [])) == ()  # no policy: no gates to read

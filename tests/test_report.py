@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
+from auditor.publish import WRITERS
 from auditor.report import html as report
-from auditor.report.html import render_html, summary_line, write_report
+from auditor.report.html import render_html, summary_line
 from auditor.results import AuditResults, Gate, Verdict, load_json, to_json
 
 GOLD = Path(__file__).parent / "gold"
@@ -438,7 +439,7 @@ def test_formatting() -> None:
 
 def test_write_report_is_atomic(results: AuditResults, html: str, tmp_path: Path) -> None:
     target = tmp_path / "out" / "report.html"
-    write_report(results, target)
+    WRITERS["html"].write(results, target)
     assert target.read_text(encoding="utf-8") == html
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
 
@@ -447,7 +448,7 @@ def test_failed_render_leaves_no_file(results: AuditResults, tmp_path: Path) -> 
     broken = dataclasses.replace(results, config={})  # no tolerance keys: cannot render
     target = tmp_path / "report.html"
     with pytest.raises(KeyError):
-        write_report(broken, target)
+        WRITERS["html"].write(broken, target)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -39,12 +39,12 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
 
 def test_required_keys_of_the_interface_spec(binary_model, data_dir, tmp_path):
     from auditor import AuditConfig, run_audit
-    from auditor.results import write_json
+    from auditor.publish import WRITERS
 
     results = run_audit(
         AuditConfig(model_path=binary_model, data_path=data_dir, perturbations=("contrast",))
     )
-    write_json(results, tmp_path / "r.json")
+    WRITERS["json"].write(results, tmp_path / "r.json")
     data = json.loads((tmp_path / "r.json").read_text())
     for key in (
         "schema",

@@ -135,3 +135,18 @@ def test_resume_with_another_reading_of_the_model_is_refused(
     assert other.returncode == EXIT_CANNOT_RUN
     assert "cannot resume" in err and "Traceback" not in err
     assert journal.read_bytes() == kept and not (out / "report.json").exists()
+
+
+def test_ctrl_c_publishes_every_format_marked_incomplete(binary_model, big_data, tmp_path):
+    out = tmp_path / "out"
+    args = command(binary_model, big_data, out, "--workers", "1", "--batch-size", "1")
+    process = start([*args, "--format", "html,junit,md"])
+    wait_for_records(out / "report.json.journal", 5, process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == EXIT_CANNOT_RUN, err
+    files = [out / name for name in ("report.json", "report.html", "report.junit.xml")]
+    assert f"INCOMPLETE to {', '.join(map(str, files))} and {out / 'report.md'}" in err
+    junit = (out / "report.junit.xml").read_text()
+    assert 'name="the audit ran to completion"' in junit and 'type="INCOMPLETE"' in junit
+    assert "> **Incomplete**: the audit was interrupted" in (out / "report.md").read_text()

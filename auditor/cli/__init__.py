@@ -11,6 +11,7 @@ import json
 import shlex
 import sys
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,15 +40,16 @@ from auditor.errors import (
     EXIT_OK,
     AuditorError,
     ConfigError,
-    OutputError,
 )
 from auditor.version import __version__
 
 if TYPE_CHECKING:  # importing the registries loads every perturbation: only when listing
     from auditor.perturbations.levels import Entry
+from auditor.publish import WRITERS, Target, parse_formats, publish, targets, write_text
 from auditor.settings import from_options
 
 EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
+RENDERED = tuple(sorted(name for name in WRITERS if name != "json"))  # render writes no JSON
 
 
 def _reports_errors(command: F) -> F:
@@ -276,6 +278,16 @@ def _show_warnings_as_lines() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Results JSON [default: the report's path with suffix .json].",
 )
+@click.option(
+    "--format",
+    "formats",
+    default="html,json",
+    show_default=True,
+    metavar="NAMES",
+    help=f"Outputs, comma-separated, of {', '.join(sorted(WRITERS))}; each but the JSON goes "
+    "next to the report (REPORT.junit.xml, REPORT.md). The results JSON is always written, "
+    "listed or not: --resume, render and verify read it.",
+)
 @click.option("--fail-under-ra", type=Number(), help="Exit 1 if any level's RA is below X.")
 @click.option(
     "--fail-under-rr", type=Number(), help="Exit 1 if any level's headline RR is below X."
@@ -301,7 +313,7 @@ def _show_warnings_as_lines() -> None:
 @identity_options
 @_reports_errors
 def check(**options: Any) -> None:
-    """Audit MODEL on the images under --data; write the HTML report and results JSON."""
+    """Audit MODEL on the images under --data; write the results JSON, HTML report and more."""
     from auditor.cli.progress import ProgressBar
     from auditor.engine.run import AuditInterrupted, run_audit
     from auditor.report.html import summary_line
@@ -310,6 +322,7 @@ def check(**options: Any) -> None:
     rules = policy.load_policy(options["policy_path"]) if options["policy_path"] else None
     key = _signing_key(options["sign_key"])  # before the audit: a bad key fails fast
     json_path = options["json_path"] or options["output"].with_suffix(".json")
+    to = _targets(options["formats"], options["output"], json_path)
     journal = json_path.with_name(json_path.name + ".journal")
     config = _config_from(_with_policy(options, rules), journal)
     if config.ray_address and config.engine != "ray":
@@ -320,10 +333,10 @@ def check(**options: Any) -> None:
         results = _issued(run_audit(config, ProgressBar("auditing")), rules, options)
     except AuditInterrupted as stop:
         partial = _issued(stop.results, rules, options) if stop.results is not None else None
-        _report_interrupted(stop, partial, json_path, options["output"], key)
-    _write_outputs(results, json_path, options["output"], key)
+        _report_interrupted(stop, partial, to, key)
+    written = publish(results, to, key)
     click.echo(summary_line(results), err=True)
-    click.echo(f"auditor: wrote {options['output']} and {json_path}", err=True)
+    click.echo(f"auditor: wrote {_listed(written)}", err=True)
     sys.exit(EXIT_OK if results.verdict.passed else EXIT_GATE_FAILED)
 
 
@@ -337,16 +350,14 @@ def _issued(results: Any, rules: Any, options: dict[str, Any]) -> Any:
     return provenance.identify(results, options["auditor"], options["organisation"])
 
 
-def _report_interrupted(
-    stop: Any, partial: Any, json_path: Path, html_path: Path, key: Any
-) -> None:
+def _report_interrupted(stop: Any, partial: Any, to: list[Target], key: Any) -> None:
     """Write what an interrupted audit did, marked incomplete; say how to resume; exit 2."""
     done = f"{stop.done} of {stop.total} work units"
     if partial is not None:
-        _write_outputs(partial, json_path, html_path, key)
+        written = publish(partial, to, key)
         click.echo(
             f"auditor: interrupted after {done}; wrote a partial report marked "
-            f"INCOMPLETE to {html_path} and {json_path}",
+            f"INCOMPLETE to {_listed(written)}",
             err=True,
         )
     else:
@@ -354,6 +365,22 @@ def _report_interrupted(
     command = [arg for arg in ("auditor", *sys.argv[1:]) if arg != "--resume"]
     click.echo(f"auditor: to continue, run: {shlex.join(command)} --resume", err=True)
     sys.exit(EXIT_CANNOT_RUN)
+
+
+def _targets(
+    formats: str, report: Path, json_path: Path | None, known: Iterable[str] | None = None
+) -> list[Target]:
+    """Where each `--format` output goes; with a `json_path` (`check`), the JSON always."""
+    names = parse_formats(formats, known)
+    if json_path is not None:
+        names = ("json", *(name for name in names if name != "json"))
+    return targets(names, report, json_path)
+
+
+def _listed(paths: list[Path]) -> str:
+    """`a.json, a.html and a.md`."""
+    names = [str(path) for path in paths]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _signing_key(path: Path | None) -> Any:
@@ -374,36 +401,6 @@ def _with_policy(options: dict[str, Any], rules: Any) -> dict[str, Any]:
 
 def _explicit(source: Any) -> bool:
     return source not in (None, click.core.ParameterSource.DEFAULT)
-
-
-def _write_outputs(results: Any, json_path: Path, html_path: Path, key: Any = None) -> None:
-    """Write the JSON first, so the measurements survive a report that cannot be written."""
-    from auditor.results import to_json, write_atomic
-
-    text = to_json(results)
-    try:
-        write_atomic(json_path, text)
-    except OSError as exc:
-        raise OutputError(f"cannot write the results to {json_path}: {exc.strerror}") from exc
-    try:
-        _write_html(text, html_path, key)
-    except OutputError as exc:
-        raise OutputError(f"{exc}; the results were saved to {json_path}") from exc
-
-
-def _write_html(json_text: str, html_path: Path, key: Any) -> None:
-    """Render the report embedding `json_text`, signed with `key` when one is given."""
-    from auditor.report.html import render_html
-    from auditor.report.integrity import digest, sign
-    from auditor.results import from_json, write_atomic
-
-    signature = sign(digest(json_text), key) if key is not None else None
-    # rendered from the JSON text itself, exactly as `verify` will re-render it
-    html = render_html(from_json(json_text), signature, json_text)
-    try:
-        write_atomic(html_path, html)
-    except OSError as exc:
-        raise OutputError(f"cannot write the report to {html_path}: {exc.strerror}") from exc
 
 
 def _config_from(options: dict[str, Any], journal: Path | None = None) -> AuditConfig:
@@ -474,21 +471,28 @@ def _listing_line(row: tuple[str, ...], widths: list[int]) -> str:
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     required=True,
-    help="HTML report to write.",
+    help="HTML report to write; the other formats go next to it.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="html",
+    show_default=True,
+    metavar="NAMES",
+    help=f"Outputs, comma-separated, of {', '.join(RENDERED)} (REPORT.junit.xml, REPORT.md).",
 )
 @identity_options
 @_reports_errors
-def render(results_path: Path, output: Path, **options: Any) -> None:
-    """Re-render the HTML report of saved results (no model needed), as a new issue."""
+def render(results_path: Path, output: Path, formats: str, **options: Any) -> None:
+    """Re-render the report of saved results (no model needed), as a new issue."""
     from auditor.report import provenance
-    from auditor.results import to_json
 
+    to = _targets(formats, output, None, RENDERED)
     key = _signing_key(options["sign_key"])
     results = provenance.identify(
         _load_results(results_path), options["auditor"], options["organisation"]
     )
-    _write_html(to_json(results), output, key)
-    click.echo(f"auditor: wrote {output}", err=True)
+    click.echo(f"auditor: wrote {_listed(publish(results, to, key))}", err=True)
 
 
 def _load_results(path: Path) -> Any:
@@ -517,14 +521,9 @@ def _load_results(path: Path) -> Any:
 def compare(results_paths: tuple[Path, ...], output: Path) -> None:
     """Compare audits of several models on the same data and configuration."""
     from auditor.report.compare import compare_results, render_compare
-    from auditor.results import write_atomic
 
     audits = [(path, _load_results(path)) for path in results_paths]
-    comparison = compare_results(audits)
-    try:
-        write_atomic(output, render_compare(comparison))
-    except OSError as exc:
-        raise OutputError(f"cannot write the comparison to {output}: {exc.strerror}") from exc
+    write_text(output, render_compare(compare_results(audits)), "the comparison")
     click.echo(f"auditor: wrote {output}", err=True)
 
 

@@ -21,7 +21,7 @@ from auditor.metrics.catalogue import CATALOGUE, Metric, get, measure
 from auditor.report import charts, sections
 from auditor.report.integrity import EMBED_ID, digest
 from auditor.report.sections import FEW_SAMPLES
-from auditor.results import AuditResults, to_json, write_atomic
+from auditor.results import AuditResults, to_json
 from auditor.version import __version__
 
 MISSING = "\u2014"
@@ -294,10 +294,3 @@ def render_html(
     text = to_json(results) if json_text is None else json_text
     context = _context(results, text, signature)
     return _environment().get_template("report.html").render(context)
-
-
-def write_report(
-    results: AuditResults, path: Path, signature: dict[str, str] | None = None
-) -> None:
-    """Render the report and write it to `path` atomically."""
-    write_atomic(Path(path), render_html(results, signature))

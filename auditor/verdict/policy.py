@@ -20,8 +20,8 @@ from typing import Any
 from auditor.config import policy_settings
 from auditor.errors import ConfigError
 from auditor.metrics import catalogue
-from auditor.metrics.catalogue import CLEAN, GATEABLE, Measured
-from auditor.results import AuditResults, Gate, tolerance_key
+from auditor.metrics.catalogue import CLEAN, GATEABLE
+from auditor.results import AuditResults, Gate, LevelResult, Verdict, tolerance_key
 from auditor.verdict.gates import FAIL, INCONCLUSIVE, PASS, QUICK_RULE, combine
 
 if sys.version_info >= (3, 11):
@@ -261,7 +261,7 @@ def evaluate_gate(results: AuditResults, gate: PolicyGate) -> Gate:
     """Check `gate` at every level it names and return its worst outcome."""
     text = gate.describe(results.headline_key)
     bound = "min" if gate.min is not None else "max"
-    checks = _measurements(results, gate)
+    checks = level_checks(results, gate)
     if not checks:
         return Gate(
             text,
@@ -273,45 +273,73 @@ def evaluate_gate(results: AuditResults, gate: PolicyGate) -> Gate:
             outcome=INCONCLUSIVE,
             bound=bound,
         )
-    decided = [(decide(v, ci, gate), v, ci, where) for v, ci, where in checks]
 
-    def badness(item: tuple[str, float | None, Any, str]) -> tuple[int, float]:
+    def badness(check: LevelCheck) -> tuple[int, float]:
         """Worst outcome first; among equals, the value furthest on the wrong side."""
-        value = item[1]
-        if value is None:
-            return _RANK[item[0]], math.inf
-        return _RANK[item[0]], gate.threshold - value if bound == "min" else value - gate.threshold
+        if check.value is None:
+            return _RANK[check.outcome], math.inf
+        gap = gate.threshold - check.value if bound == "min" else check.value - gate.threshold
+        return _RANK[check.outcome], gap
 
-    outcome, value, ci, where = max(decided, key=badness)
+    worst = max(checks, key=badness)
     return Gate(
         text,
         gate.metric,
         gate.threshold,
-        value,
-        outcome == PASS,
-        where,
-        ci=list(ci) if ci else None,
-        outcome=outcome,
+        worst.value,
+        worst.outcome == PASS,
+        worst.where,
+        ci=list(worst.ci) if worst.ci else None,
+        outcome=worst.outcome,
         bound=bound,
         checked=len(checks),
     )
 
 
-Measurement = tuple[float | None, list[float] | None, str]
+@dataclass(frozen=True)
+class LevelCheck:
+    """A policy gate at one level it applies to: the measurement and its outcome."""
+
+    level: LevelResult | None  # None: the clean section (a clean_accuracy gate)
+    value: float | None
+    ci: list[float] | None
+    outcome: str  # PASS | FAIL | INCONCLUSIVE, as `decide` gives it
+
+    @property
+    def where(self) -> str:
+        """Where it was measured: `jpeg_compression L3`, or `clean`."""
+        return "clean" if self.level is None else f"{self.level.perturbation} L{self.level.level}"
 
 
-def _measurements(results: AuditResults, gate: PolicyGate) -> list[Measurement]:
-    """Return (value, interval, where) of the gate's metric at each level it applies to."""
+def level_checks(results: AuditResults, gate: PolicyGate) -> list[LevelCheck]:
+    """Return `gate` decided at each level it applies to, in the order of the results.
+
+    `evaluate_gate` takes the worst of these; the publish writers show each one.
+    """
     metric = catalogue.get(gate.metric)
     key = gate.tolerance_key_for(results.headline_key)
     if metric.scope == CLEAN:
-        return [(*catalogue.measure(metric, results.clean, key, results.model), "clean")]
-    out: list[Measurement] = []
+        value, ci = catalogue.measure(metric, results.clean, key, results.model)
+        return [LevelCheck(None, value, ci, decide(value, ci, gate))]
+    checks = []
     for level in results.results:
         if not fnmatch.fnmatchcase(level.perturbation, gate.perturbation):
             continue
         if gate.levels is not None and level.level not in gate.levels:
             continue
-        measured: Measured = catalogue.measure(metric, level, key, results.model)
-        out.append((*measured, f"{level.perturbation} L{level.level}"))
-    return out
+        value, ci = catalogue.measure(metric, level, key, results.model)
+        checks.append(LevelCheck(level, value, ci, decide(value, ci, gate)))
+    return checks
+
+
+def recorded_gates(verdict: Verdict) -> tuple[PolicyGate, ...]:
+    """Return the policy gates a verdict records (`Policy.as_dict`), read back from JSON."""
+    recorded = (verdict.policy or {}).get("gates") or []
+    known = {f.name for f in dataclasses.fields(PolicyGate)}
+    gates = []
+    for table in recorded:
+        values = {k: v for k, v in table.items() if k in known}
+        if values.get("levels") is not None:
+            values["levels"] = tuple(values["levels"])
+        gates.append(PolicyGate(**values))
+    return tuple(gates)
