@@ -25,7 +25,16 @@ from auditor.settings import GROUP, RESULT, ROLES, Setting, from_options, settin
 
 # Parameters of `auditor check` that set no audit setting: where the outputs go, the
 # policy file (its [audit] table sets settings through `policy_settings`) and identity.
-NOT_SETTINGS = {"output", "json_path", "policy_path", "auditor", "organisation", "sign_key"}
+# Options of `check` that are not audit settings: where the outputs go, who issues them.
+NOT_SETTINGS = {
+    "output",
+    "json_path",
+    "policy_path",
+    "auditor",
+    "organisation",
+    "sign_key",
+    "formats",
+}
 CONFIG = AuditConfig(model_path=Path("m.onnx"), data_path=Path("data"))
 RESOLVED = {
     "perturbations": [],
