@@ -17,7 +17,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from auditor.engine.partial import (
     render_moved,
     render_thumbnails,
 )
-from auditor.engine.pipeline import Failed, Pipeline, Scored, plan_tuning
+from auditor.engine.pipeline import Failed, Pipeline, Scored, Tuning, plan_tuning
 from auditor.engine.plan import SEARCH, AuditPlan, build_plan
 from auditor.engine.probe import PROBE_SAMPLES, run_probe
 from auditor.engine.stats import AuditStats, Scoring
@@ -95,6 +95,44 @@ def run_shard(
     long-lived worker that audits many shards loads it once).
     """
     started = now()
+    setup = _set_up(config, shard, model)
+    config, plan, dataset = setup.config, setup.plan, setup.dataset
+    mine = [(i, s) for i, s in enumerate(dataset.samples) if i % shard[1] == shard[0]]
+    first = _warm_up(setup.model, mine, config)  # fixes the output kind on a deterministic input
+    part = _new_part(setup, shard, started, total=len(mine) * plan.units_per_sample)
+    workers = setup.tuning.workers
+    if first is not None:
+        part.thumbnails = render_thumbnails(first[1], first[2], plan, config, workers)
+        part.thumbnails_index = first[0]
+    probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
+    run = _ShardRun(config, part, setup.label_of, probe_keys, progress)
+    run.searches = _Searches(setup.model, plan, config) if plan.searches else None
+    pipeline = _pipeline(setup)
+    if dataset.media == "video":
+        part.frame_stats = AuditStats()  # the same levels with every frame as a sample
+    run.execute(pipeline, mine, dataset)
+    if part.done == part.total:
+        part.probe = run_probe(
+            pipeline, [s for _, s in mine], run.first_pass, probe_keys, plan.draws, part.scoring
+        )
+    render_moved(part, {s.key: s for _, s in mine}, config, workers)
+    return part
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What a shard runs with: the config as tuned, the plan, the model and the data."""
+
+    config: AuditConfig
+    plan: AuditPlan
+    tuning: Tuning
+    model: Model
+    dataset: data.Dataset
+    label_of: Callable[[data.Sample], int]
+
+
+def _set_up(config: AuditConfig, shard: tuple[int, int], model: Model | None) -> _Setup:
+    """Check the settings, plan, load the model, tune for its provider, find the data."""
     _check_config(config, shard)
     plan = build_plan(config)
     _check_searches(config, plan)
@@ -110,14 +148,14 @@ def run_shard(
     if plan.searches and dataset.media == "video":
         names = ", ".join(sorted(plan.names(SEARCH)))
         raise ConfigError(f"{names} searches images; it cannot run on videos")
-    label_of = _label_indexer(model, dataset)
-    mine = [(i, s) for i, s in enumerate(dataset.samples) if i % shard[1] == shard[0]]
-    first = _warm_up(model, mine, config)  # fixes the output kind on a deterministic input
-    scoring = Scoring(
-        config.threshold, model.positive_index(), config.delta_norm, tuple(config.tolerances)
-    )
-    description = describe_config(config, plan, model, tuning.describe())
-    part = ShardResult(
+    return _Setup(config, plan, tuning, model, dataset, _label_indexer(model, dataset))
+
+
+def _new_part(setup: _Setup, shard: tuple[int, int], started: str, total: int) -> ShardResult:
+    """The shard's empty result: its descriptions, digest and scoring, nothing counted."""
+    config, model, dataset = setup.config, setup.model, setup.dataset
+    description = describe_config(config, setup.plan, model, setup.tuning.describe())
+    return ShardResult(
         shard=shard,
         digest=_digest(description, model, dataset),
         started_at=started,
@@ -131,42 +169,35 @@ def run_shard(
             "media": dataset.media,
         },
         class_names=list(model.classes or []),
-        scoring=scoring,
-        plan=plan,
+        scoring=Scoring(
+            config.threshold, model.positive_index(), config.delta_norm, tuple(config.tolerances)
+        ),
+        plan=setup.plan,
         stats=AuditStats(),
         skipped=[{"path": s.path, "reason": s.reason} for s in dataset.skipped]
         if shard[0] == 0
         else [],
-        total=len(mine) * plan.units_per_sample,
+        total=total,
     )
-    if first is not None:
-        part.thumbnails = render_thumbnails(first[1], first[2], plan, config, tuning.workers)
-        part.thumbnails_index = first[0]
-    probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
-    run = _ShardRun(config, part, label_of, probe_keys, progress)
-    run.searches = _Searches(model, plan, config) if plan.searches else None
-    pipeline = Pipeline(
-        model,
-        plan,
+
+
+def _pipeline(setup: _Setup) -> Pipeline:
+    """The streaming pipeline of `setup`'s model, plan and tuning."""
+    config = setup.config
+    sampling = None  # images
+    if setup.dataset.media == "video":
+        sampling = video.frame_sampling(config.video.frames, config.video.fps)
+    return Pipeline(
+        setup.model,
+        setup.plan,
         seed=config.seed,
         scale_to_input=config.scale_to_input,
         batch_size=config.batch_size,
-        tuning=tuning,
+        tuning=setup.tuning,
         max_pixels=config.max_pixels,
-        sampling=video.frame_sampling(config.video.frames, config.video.fps)
-        if dataset.media == "video"
-        else None,
+        sampling=sampling,
         aggregate=config.video.aggregate,
     )
-    if dataset.media == "video":
-        part.frame_stats = AuditStats()  # the same levels with every frame as a sample
-    run.execute(pipeline, mine, dataset)
-    if part.done == part.total:
-        part.probe = run_probe(
-            pipeline, [s for _, s in mine], run.first_pass, probe_keys, plan.draws, part.scoring
-        )
-    render_moved(part, {s.key: s for _, s in mine}, config, tuning.workers)
-    return part
 
 
 class _ShardRun:
