@@ -313,8 +313,7 @@ def profile(audit: Callable[[], object], evaluations: int) -> None:
     onnxruntime thread per call by default, so the calling thread's CPU is the call's),
     and the statistics on the main thread.
     """
-    from auditor.engine import pipeline
-    from auditor.engine import run as engine
+    from auditor.engine import pipeline, shard
     from auditor.model import adapter as model
 
     spent = {"prepare": 0.0, "model": 0.0, "statistics": 0.0}
@@ -337,7 +336,7 @@ def profile(audit: Callable[[], object], evaluations: int) -> None:
     patched = [
         (pipeline.Pipeline, "_prepare", timing(pipeline.Pipeline, "_prepare", "prepare")),
         (model.Model, "infer", timing(model.Model, "infer", "model")),
-        (engine._ShardRun, "_count", timing(engine._ShardRun, "_count", "statistics")),
+        (shard.ShardRun, "_count", timing(shard.ShardRun, "_count", "statistics")),
     ]
     cpu: list[float] = []
     try:

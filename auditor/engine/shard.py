@@ -1,0 +1,237 @@
+"""One shard's run: samples stream through the pipeline into the statistics and the
+journal; the searches run on each scored group; Ctrl-C stops after the current batch.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from auditor import data, metrics
+from auditor.adversarial.registry import SEARCHES, Group, Scorer, SearchLevel
+from auditor.config import AuditConfig
+from auditor.engine.journal import Journal, from_journal_record, journal_record
+from auditor.engine.partial import (
+    ShardResult,
+)
+from auditor.engine.pipeline import Failed, Pipeline, Scored
+from auditor.engine.plan import AuditPlan
+from auditor.engine.stats import AuditStats
+from auditor.model.adapter import Model
+
+Progress = Callable[[int, int], None]  # (units done, units in all)
+
+COUNT_GROUP = 32
+"""Finished samples counted into the statistics at a time (any number gives the same)."""
+
+
+class ShardRun:
+    """The mutable side of one shard: journal, statistics, progress."""
+
+    def __init__(
+        self,
+        config: AuditConfig,
+        part: ShardResult,
+        label_of: Callable[[data.Sample], int],
+        probe_keys: set[str],
+        progress: Progress | None,
+    ) -> None:
+        self.config = config
+        self.part = part
+        self.plan = part.plan
+        self.label_of = label_of
+        self.probe_keys = probe_keys
+        self.first_pass: dict[str, Scored] = {}
+        self.waiting: list[Scored] = []  # absorbed, not yet in the statistics
+        self.progress = progress
+        self.sampled = self.plan.sampled  # the levels of a sample's tensor rows, in order
+        self.repeats = config.repeats
+        self.searches: Searches | None = None
+
+    def execute(
+        self, pipeline: Pipeline, mine: list[tuple[int, data.Sample]], dataset: data.Dataset
+    ) -> None:
+        journal = None
+        if self.config.journal_path is not None:
+            digest = f"{self.part.digest}:{self.part.shard[0]}/{self.part.shard[1]}"
+            journal, records = Journal.start(self.config.journal_path, digest, self.config.resume)
+            self._absorb([from_journal_record(r, dataset.samples, self.plan) for r in records])
+            self._count_waiting()
+        seen = {row["path"] for row in self.part.manifest} | {
+            s["path"] for s in self.part.skipped_decode
+        }
+        todo = [(i, s) for i, s in mine if s.key not in seen]
+        with graceful_stop() as stopped:
+            for group in pipeline.run(todo):
+                self._absorb(group)
+                if journal is not None:
+                    journal.append(journal_record(item) for item in group)
+                    journal.flush()
+                if stopped.is_set():
+                    break
+        self._count_waiting()
+        if journal is not None:
+            if self.part.done == self.part.total:
+                journal.remove()
+            else:
+                journal.close()
+
+    def _absorb(self, group: Sequence[Scored | Failed]) -> None:
+        """Count a group of finished samples into the statistics."""
+        part = self.part
+        scored = [g for g in group if isinstance(g, Scored)]
+        for item in group:
+            if isinstance(item, Failed):
+                part.skipped_decode.append({"path": item.sample.key, "reason": item.reason})
+        for item in scored:
+            row: dict[str, Any] = {"path": item.sample.key, "sha256": item.sha256}
+            row["label"] = item.sample.label
+            if item.converted:
+                row["converted"] = item.converted
+            if item.frames is not None:
+                row["frames"] = list(item.frame_indices)
+            part.manifest.append(row)
+            if item.sample.key in self.probe_keys:
+                self.first_pass[item.sample.key] = item
+        part.done += len(group) * self.plan.units_per_sample
+        # Counted in groups of COUNT_GROUP samples: the statistics cost a fixed overhead
+        # per call and level, and a model batch often finishes a single sample.
+        self.waiting += scored
+        if len(self.waiting) >= COUNT_GROUP:
+            self._count_waiting()
+        if self.progress:
+            self.progress(part.done, part.total)
+
+    def _count_waiting(self) -> None:
+        """Count the samples absorbed but not yet counted."""
+        if self.waiting:
+            scored, self.waiting = self.waiting, []
+            self._count(scored)
+
+    def _count(self, scored: list[Scored]) -> None:
+        s = self.part.scoring
+        clean = np.stack([item.clean for item in scored])
+        labels = (
+            np.array([self.label_of(item.sample) for item in scored], np.int64)
+            if self.part.dataset["labelled"]
+            else None
+        )
+        shape = (len(scored), len(self.sampled), self.repeats, clean.shape[1])
+        every = np.stack([item.perturbed for item in scored]).reshape(shape)
+        per_level = [np.ascontiguousarray(every[:, j].transpose(1, 0, 2)) for j in range(shape[1])]
+        found: list[np.ndarray] = []
+        if self.searches is not None:
+            targets = (
+                labels if labels is not None else metrics.decide(clean, s.threshold, s.positive)
+            )
+            found = self.searches.run(scored, clean, targets, self.part.stats)
+        self.part.stats.add(clean, self.plan.in_order(per_level, found), labels, s)
+        if self.sampled:  # the searches' images are not kept, so they offer none
+            self._offer_moved(scored, clean, every, per_level, labels)
+        if self.part.frame_stats is not None:
+            self._count_frames(scored, labels, shape[1])
+
+    def _count_frames(self, scored: list[Scored], labels: np.ndarray | None, levels: int) -> None:
+        """Videos: count every frame as a sample of its own (the secondary figures)."""
+        assert self.part.frame_stats is not None
+        frames = [item.frames for item in scored if item.frames is not None]
+        clean = np.concatenate([f[0] for f in frames])
+        every = np.concatenate([f[1:] for f in frames], axis=1)  # D x sum(F) x K
+        every = every.reshape(levels, self.repeats, *every.shape[1:])
+        per_frame = np.repeat(labels, [f.shape[1] for f in frames]) if labels is not None else None
+        per_level = [np.ascontiguousarray(every[j]) for j in range(levels)]
+        self.part.frame_stats.add(clean, per_level, per_frame, self.part.scoring)
+
+    def _offer_moved(
+        self,
+        scored: list[Scored],
+        clean: np.ndarray,
+        every: np.ndarray,
+        per_level: list[np.ndarray],
+        labels: np.ndarray | None,
+    ) -> None:
+        from auditor import metrics
+
+        norm = self.part.scoring.delta_norm
+        deltas = np.stack([metrics.deltas(clean, p, norm, labels) for p in per_level])  # L R N
+        worst = deltas.max(axis=1)  # L x N
+        by_name: dict[str, list[int]] = {}
+        for j, planned in enumerate(self.sampled):
+            by_name.setdefault(planned.name, []).append(j)
+        for name, js in by_name.items():
+            for n, item in enumerate(scored):
+                j = js[int(np.argmax(worst[js, n]))]
+                r = int(np.argmax(deltas[j, :, n]))
+                self.part.stats.offer_moved(
+                    name,
+                    {
+                        "sample": item.sample.key,
+                        "level": self.sampled[j].level,
+                        "repeat": r,
+                        "label": item.sample.label,
+                        "delta": float(deltas[j, r, n]),
+                        "clean_probs": clean[n].tolist(),
+                        "perturbed_probs": every[n, j, r].tolist(),
+                    },
+                )
+
+
+@contextmanager
+def graceful_stop() -> Iterator[threading.Event]:
+    """Turn the first Ctrl-C or SIGTERM into a stop after the current batch.
+
+    A second Ctrl-C interrupts at once. Outside the main thread nothing is installed.
+    """
+    stopped = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopped
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Searches:
+    """The planned searches, run level by level on each scored group with the model."""
+
+    def __init__(self, model: Model, plan: AuditPlan, config: AuditConfig) -> None:
+        self.model, self.config = model, config
+        self.levels = plan.searches
+
+    def run(
+        self, scored: Sequence[Scored], clean: np.ndarray, targets: np.ndarray, stats: AuditStats
+    ) -> list[np.ndarray]:
+        """Run every searched level on the group; return its points x N x K probs per level."""
+        config = self.config
+        group = Group(
+            images=[data.decode(item.sample, config.max_pixels).image for item in scored],
+            keys=[item.sample.key for item in scored],
+            clean=clean,
+            targets=np.asarray(targets, np.int64),
+        )
+        scorer = Scorer(self.model.predict, self.model.positive_index(), config.threshold)
+        found = []
+        for planned in self.levels:
+            search = SEARCHES[planned.name]
+            settings = {name: getattr(config, name) for name in search.settings}
+            level = SearchLevel(planned.level, dict(planned.params), config.seed, settings)
+            result = search.run(scorer, group, level)
+            # Its points are the level's draws: the statistics take the worst over them.
+            assert result.probs.shape == (planned.draws, *clean.shape), f"{search.name} broke"
+            stats.add_search_counts(planned.name, planned.level - 1, result.counts)
+            found.append(result.probs)
+        return found
