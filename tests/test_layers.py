@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "auditor"
 
 # Low to high. A module's layer is that of its longest matching prefix.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("auditor.errors", "auditor.seeds", "auditor.version", "auditor.config"),
+    ("auditor.errors", "auditor.files", "auditor.seeds", "auditor.version", "auditor.config"),
     ("auditor.metrics",),
     ("auditor.results",),
     ("auditor.data",),
