@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from auditor import files
 from auditor.typecheck import check_fields
 
 SCHEMA = "auditor/results@1"
+MAX_RESULTS_BYTES = 1 << 30  # results are kilobytes to megabytes; this stops a runaway read
 
 Interval = list[float]  # [low, high] of a 95% Wilson interval
 
@@ -215,8 +217,13 @@ def _no_constant(name: str) -> None:
 
 
 def load_json(path: Path) -> AuditResults:
-    """Read a results JSON file."""
-    return from_json(Path(path).read_text(encoding="utf-8"), str(path))
+    """Read results written by `write_json`; `ValueError` when the file cannot be read."""
+    try:
+        data = files.read_regular(path, MAX_RESULTS_BYTES)
+    except files.Refused as exc:
+        raise ValueError(f"cannot read the results {path}: {exc.detail}") from None
+    text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    return from_json(text, str(path))
 
 
 def write_atomic(path: Path, text: str) -> None:

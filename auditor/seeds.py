@@ -14,8 +14,13 @@ import numpy as np
 
 def stable_id(text: str) -> int:
     """Return a 64-bit integer for `text` that is the same on every run and machine."""
-    # Python's hash() is salted per process, so it cannot be used here.
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+    # Python's hash() is salted per process, so it cannot be used here. Any str hashes:
+    # a file name that is not UTF-8 (surrogate escapes) as its bytes, other text as UTF-8.
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # lone surrogates that escape no byte
+        raw = text.encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.sha256(raw).digest()[:8], "little")
 
 
 def derive_rng(

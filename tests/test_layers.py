@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "auditor"
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "auditor.errors",
+        "auditor.files",
         "auditor.seeds",
         "auditor.version",
         "auditor.config",

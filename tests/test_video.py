@@ -78,11 +78,18 @@ def test_the_file_hash_is_the_sha256_of_its_bytes(tmp_path):
     assert clip.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("content", [b"", b"not a video at all", bytes(range(256)) * 40])
-def test_an_undecodable_video_is_a_sample_error(tmp_path, content):
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty file"),
+        (b"not a video at all", "decodable"),
+        (bytes(range(256)) * 40, "decodable"),
+    ],
+)
+def test_an_undecodable_video_is_a_sample_error(tmp_path, content, reason):
     path = tmp_path / "broken.mp4"
     path.write_bytes(content)
-    with pytest.raises(SampleError, match="decodable"):
+    with pytest.raises(SampleError, match=reason):
         video.read_clip(path, FrameSampling())
 
 

@@ -2,12 +2,23 @@
 
 OpenCV has no header-only call in Python, and a 20 KB PNG can decode to gigabytes, so
 the common formats' headers are parsed here: PNG, JPEG, GIF, BMP, WebP and PNM. For
-other formats `header_size` returns None and the size is checked after decoding.
+other formats `header_size` returns None and the size is checked after decoding. The
+file's own size is bounded too (`max_file_bytes`), before it is read whole.
 """
 
 from __future__ import annotations
 
 import struct
+
+from auditor.errors import SampleError
+
+DEFAULT_MAX_PIXELS = 100_000_000
+HEADER_BYTES = 64 * 1024
+"""Bytes read before the size checks: enough for the header of every format above."""
+BYTES_PER_PIXEL = 16
+"""The most an encoded image can take per pixel: four 32-bit float channels, uncompressed."""
+METADATA_BYTES = 64 * 1024 * 1024
+"""Room beside the pixels for metadata (EXIF, ICC profiles, XMP, embedded previews)."""
 
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) do not.
 _SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -32,6 +43,24 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     except (struct.error, ValueError, IndexError):
         return None
     return None
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file that can hold an image of at most `max_pixels` pixels.
+
+    A file over it is refused unread: a sparse file of tens of gigabytes whose header
+    says nothing would otherwise be read whole before the decoder gave up.
+    """
+    return max_pixels * BYTES_PER_PIXEL + METADATA_BYTES
+
+
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image of `width` x `height` over `max_pixels` pixels."""
+    if width * height > max_pixels:
+        raise SampleError(
+            f"{width}x{height} is {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (--max-pixels)"
+        )
 
 
 def jpeg_truncated(data: bytes) -> bool:

@@ -6,11 +6,9 @@ goes on without it and the report lists it.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-from collections import defaultdict
-from collections.abc import Iterable
+import os
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +17,25 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor.data.imagesize import header_size, jpeg_truncated
+from auditor import files
+from auditor.data.imagesize import (
+    DEFAULT_MAX_PIXELS,
+    HEADER_BYTES,
+    check_pixels,
+    header_size,
+    jpeg_truncated,
+    max_file_bytes,
+)
+from auditor.data.manifest import read_rows, shown
 from auditor.data.video import VIDEO_SUFFIXES, is_video, media_kind, still
 from auditor.errors import DataError, SampleError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+# Decoded by content with OpenCV; a file it cannot decode is skipped with the reason.
+# `.gif` and `.pbm`/`.pnm` are read by OpenCV 5 (GIF) and every OpenCV (PBM/PNM).
+IMAGE_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm",
+    ".gif",
+)  # fmt: skip
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
 
 
@@ -67,16 +79,20 @@ def discover(path: Path, limit: int | None = None) -> Dataset:
     path = Path(path)
     if not path.exists():
         raise DataError(f"data path not found: {path}")
-    if path.is_file():
-        if path.suffix.lower() not in MANIFEST_SUFFIXES:
-            raise DataError(f"{path}: expected a folder or a .csv/.jsonl manifest")
-        dataset = _from_manifest(path)
-    else:
+    if path.is_dir():
         dataset = _from_folder(path)
+    else:
+        reason = files.refusal(path)
+        if reason is not None or path.suffix.lower() not in MANIFEST_SUFFIXES:
+            found = f"; {reason}" if reason else ""
+            raise DataError(f"{path}: expected a folder or a .csv/.jsonl manifest{found}")
+        dataset = _from_manifest(path)
     if not dataset.samples:
         looked = ", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         raise DataError(f"{path}: no images found (looked for {looked})")
-    listed = [s.path for s in dataset.samples] + [Path(s.path) for s in dataset.skipped]
+    listed = [s.path for s in dataset.samples] + [
+        Path(s.path) for s in dataset.skipped if _is_media(Path(s.path))
+    ]
     dataset.media = media_kind(listed, path)
     if limit is not None:
         dataset.samples = stratified(dataset.samples, limit)
@@ -84,81 +100,125 @@ def discover(path: Path, limit: int | None = None) -> Dataset:
 
 
 def _from_folder(root: Path) -> Dataset:
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _images_under(d))
+    try:
+        return _walk(root)
+    except OSError as exc:
+        raise DataError(f"cannot read the folder {root}: {exc.strerror or exc}") from exc
+
+
+def _walk(root: Path) -> Dataset:
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _media_under(d, root))
     if not class_dirs:
-        samples = [Sample(_key(p, root), p, None) for p in _images_under(root)]
-        return Dataset(root, "unlabelled", samples)
-    samples = [Sample(_key(p, root), p, d.name) for d in class_dirs for p in _images_under(d)]
-    strays = [Skipped(_key(p, root), "image outside the class folders") for p in _images_in(root)]
-    return Dataset(root, "folders", samples, strays)
+        samples, skipped = _listing(root, root, None)
+        return Dataset(root, "unlabelled", samples, skipped)
+    samples, skipped = [], []
+    for folder in class_dirs:
+        found, refused = _listing(folder, root, portable(folder.name))
+        samples += found
+        skipped += refused
+    strays = [
+        Skipped(_key(p, root), "image outside the class folders")
+        for p in sorted(root.iterdir())
+        if p.is_file() and _is_media(p) and not _hidden(p, root)
+    ]
+    return Dataset(root, "folders", samples, strays + skipped)
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p))
+def _listing(folder: Path, root: Path, label: str | None) -> tuple[list[Sample], list[Skipped]]:
+    """Images and videos under `folder` as samples, every other unhidden file as skipped."""
+    samples, skipped = [], []
+    for path in sorted(folder.rglob("*")):
+        if _hidden(path, root) or path.is_dir():
+            continue
+        key = _key(path, root)
+        reason = files.refusal(path)
+        if reason is not None:
+            skipped.append(Skipped(key, reason))
+        elif _is_media(path):
+            samples.append(Sample(key, path, label))
+        else:
+            skipped.append(Skipped(key, f"not an image or video file ({_suffix(path)})"))
+    return _distinct(samples, skipped, root)
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and _is_image(p))
+def _media_under(folder: Path, root: Path) -> bool:
+    return any(p.is_file() and _is_media(p) and not _hidden(p, root) for p in folder.rglob("*"))
 
 
-def _is_image(path: Path) -> bool:
-    """An image or a video (`discover` refuses a mix of both)."""
-    suffix = path.suffix.lower()
-    return suffix in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not path.name.startswith(".")
+def _is_media(path: Path) -> bool:
+    """An image or a video by its suffix (`discover` refuses a mix of both)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether a part of `path` below `root` is hidden (`.DS_Store`, `.git/`, ...)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _suffix(path: Path) -> str:
+    return f"suffix {portable(path.suffix)}" if path.suffix else "no suffix"
+
+
+def portable(name: str) -> str:
+    """`name` as text that any JSON, HTML or UTF-8 file can hold, the same on every run.
+
+    A file name that is valid UTF-8 is kept as it is. In one that is not, each byte that
+    is not UTF-8, and each backslash, is written `\\xNN` (Python's `backslashreplace`): the
+    name's bytes are found again by replacing every `\\xNN` with the byte NN.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes: bytes that were not UTF-8
+        raw = os.fsencode(name).replace(b"\\", b"\\x5c")
+        return raw.decode("utf-8", "backslashreplace")
+    return name
 
 
 def _key(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+    return portable(path.relative_to(root).as_posix())
+
+
+def _distinct(
+    samples: list[Sample], skipped: list[Skipped], root: Path
+) -> tuple[list[Sample], list[Skipped]]:
+    """Skip a non-UTF-8 name whose escaped key is another file's name, written plainly."""
+    counts = Counter(s.key for s in samples)
+    if all(count == 1 for count in counts.values()):
+        return samples, skipped
+    kept, dropped = [], []
+    for sample in samples:
+        escaped = sample.key != sample.path.relative_to(root).as_posix()
+        if counts[sample.key] > 1 and escaped:
+            reason = "its name is not UTF-8 and, escaped, reads as another file's name"
+            dropped.append(Skipped(sample.key, reason))
+        else:
+            kept.append(sample)
+    return kept, skipped + dropped
 
 
 def _from_manifest(manifest: Path) -> Dataset:
     """Read `path,label` rows; paths are relative to the manifest's folder."""
-    rows = list(_manifest_rows(manifest))
+    rows = read_rows(manifest)
     seen: set[str] = set()
-    for raw_path, _ in rows:
-        if raw_path in seen:  # the same file twice would be counted twice, same draws
-            raise DataError(f"{manifest}: '{raw_path}' is listed more than once")
-        seen.add(raw_path)
-    labelled = {row[1] is not None for row in rows}
+    for row in rows:
+        if row.path in seen:  # the same file twice would be counted twice, same draws
+            raise DataError(f"{manifest}:{row.line}: {shown(row.path)} is listed more than once")
+        seen.add(row.path)
+    labelled = {row.label is not None for row in rows}
     if len(labelled) > 1:
         raise DataError(f"{manifest}: some rows have a label and some do not")
     root = manifest.parent
     samples, skipped = [], []
-    for raw_path, label in rows:
-        file = (root / raw_path).resolve() if not Path(raw_path).is_absolute() else Path(raw_path)
-        key = Path(raw_path).as_posix()
-        if file.is_file():
-            samples.append(Sample(key, file, label))
+    for row in rows:
+        file = Path(row.path) if Path(row.path).is_absolute() else (root / row.path).resolve()
+        key = Path(row.path).as_posix()
+        reason = files.refusal(file) if os.path.lexists(file) else "file not found"
+        if reason is None:
+            samples.append(Sample(key, file, row.label))
         else:
-            skipped.append(Skipped(key, "file not found"))
+            skipped.append(Skipped(key, reason))
     kind = "manifest" if labelled == {True} else "unlabelled"
     return Dataset(manifest, kind, samples, skipped)
-
-
-def _manifest_rows(manifest: Path) -> Iterable[tuple[str, str | None]]:
-    text = manifest.read_text(encoding="utf-8-sig")
-    if manifest.suffix.lower() == ".jsonl":
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                    yield str(row["path"]), _label(row.get("label"))
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise DataError(
-                        f"{manifest}:{number}: expected a JSON object with 'path' (and 'label')"
-                    ) from None
-        return
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames or "path" not in reader.fieldnames:
-        raise DataError(f"{manifest}: expected a CSV header with 'path' (and 'label')")
-    for row in reader:
-        if row.get("path"):
-            yield row["path"].strip(), _label(row.get("label"))
-
-
-def _label(value: object) -> str | None:
-    text = "" if value is None else str(value).strip()
-    return text or None
 
 
 def stratified(samples: list[Sample], limit: int) -> list[Sample]:
@@ -173,9 +233,6 @@ def stratified(samples: list[Sample], limit: int) -> list[Sample]:
         taken.extend(q[depth] for q in queues if depth < len(q))
         depth += 1
     return sorted(taken[:limit], key=lambda s: s.key)
-
-
-DEFAULT_MAX_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -196,36 +253,65 @@ def read_image(sample: Sample) -> tuple[NDArray[np.uint8], str]:
 def decode(sample: Sample, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode `sample` to RGB uint8, refusing images over `max_pixels` pixels.
 
-    The size is read from the header before decoding where the format allows (see
-    `auditor.data.imagesize`), so a decompression bomb is refused without being decoded.
-    A video gives its middle frame (thumbnails, warm-up; audits read videos in `video`).
+    The one door through which a sample's file is read, so every file meets the same
+    checks in the same order and a file is refused with the same reason on every run:
+    a regular file only; not empty; its header's size (see `auditor.data.imagesize`),
+    then its file size, checked before the rest is read, so a decompression bomb or a
+    sparse file of tens of gigabytes is refused after reading only its header; and any
+    failure of the decoder becomes a `SampleError` with a one-line reason. A video gives
+    its middle frame (thumbnails, warm-up; audits read videos in `video`).
     """
     if is_video(sample.path):
-        frame, sha256 = still(sample.path)
+        frame, sha256 = still(sample.path, max_pixels)
         return Decoded(frame, sha256, None)
-    try:
-        data = sample.path.read_bytes()
-    except OSError as exc:
-        raise SampleError(f"cannot read the file: {exc.strerror or exc}") from exc
+    data = _read_encoded(sample.path, max_pixels)
     digest = hashlib.sha256(data).hexdigest()
-    size = header_size(data)
+    size = header_size(data)  # again, whole: a JPEG's size can sit past the first bytes
     if size is not None:
-        _check_pixels(size[0], size[1], max_pixels)
+        check_pixels(size[0], size[1], max_pixels)
     if jpeg_truncated(data):
         raise SampleError("truncated JPEG (no end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except Exception as exc:  # cv2.error, MemoryError, ...: this file, not the audit, fails
+        raise SampleError(f"not a decodable image ({files.one_line(exc)})") from None
     if image is None or image.size == 0:
         raise SampleError("not a decodable image (corrupt, truncated or unsupported format)")
-    _check_pixels(image.shape[1], image.shape[0], max_pixels)
-    return Decoded(to_rgb(image), digest, _conversion(image))
+    check_pixels(image.shape[1], image.shape[0], max_pixels)
+    try:
+        rgb = to_rgb(image)
+    except SampleError:
+        raise
+    except Exception as exc:  # cv2.error on a channel layout OpenCV cannot convert
+        raise SampleError(f"cannot convert the image to RGB ({files.one_line(exc)})") from None
+    return Decoded(rgb, digest, _conversion(image))
 
 
-def _check_pixels(width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise SampleError(
-            f"{width}x{height} is {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (--max-pixels)"
-        )
+def _read_encoded(path: Path, max_pixels: int) -> bytes:
+    """The bytes of an image file, read only after its header and size pass the limits."""
+    try:
+        with files.open_regular(path) as handle:
+            head = handle.read(HEADER_BYTES)
+            if not head:
+                raise SampleError("empty file (0 bytes)")
+            size = header_size(head)
+            if size is not None:
+                check_pixels(size[0], size[1], max_pixels)
+            limit = max_file_bytes(max_pixels)
+            if files.size_of(handle) > limit:
+                raise SampleError(_over(files.size_of(handle), limit))
+            data = head + handle.read(limit + 1 - len(head))
+    except files.Refused as exc:
+        raise SampleError(str(exc)) from None
+    except OSError as exc:
+        raise SampleError(f"cannot read the file: {exc.strerror or exc}") from None
+    if len(data) > limit:  # grew since, or a file that states no size
+        raise SampleError(_over(len(data), limit))
+    return data
+
+
+def _over(size: int, limit: int) -> str:
+    return f"{files.too_large(size, limit)} that --max-pixels allows"
 
 
 def _conversion(image: NDArray[Any]) -> str | None:

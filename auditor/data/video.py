@@ -10,16 +10,20 @@ of its frames' vectors. RA, RR and every metric are then computed per video.
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from auditor import files
+from auditor.data.imagesize import DEFAULT_MAX_PIXELS, check_pixels, max_file_bytes
 from auditor.errors import ConfigError, DataError, SampleError
 
 Image = NDArray[np.uint8]
@@ -101,7 +105,7 @@ def frame_indices(total: int, native_fps: float, sampling: FrameSampling) -> lis
     if total < 1:
         return []
     if sampling.fps is None:
-        return _evenly(list(range(total)), sampling.frames or DEFAULT_FRAMES)
+        return _evenly(range(total), sampling.frames or DEFAULT_FRAMES)
     if not native_fps > 0:
         raise SampleError("the video does not state its frame rate; sample it with --frames")
     # Tick k is at time k / fps, before the end (total / native_fps); the frame on
@@ -112,20 +116,41 @@ def frame_indices(total: int, native_fps: float, sampling: FrameSampling) -> lis
     return _evenly(picked, sampling.frames) if sampling.frames is not None else picked
 
 
-def _evenly(candidates: list[int], count: int) -> list[int]:
+def _evenly(candidates: Sequence[int], count: int) -> list[int]:
     """Take `count` of `candidates`, the middle one of each of `count` equal runs."""
     if len(candidates) <= count:
-        return candidates
+        return list(candidates)
     # Middles rather than np.linspace's ends: the last frame a container reports is
     # the one most often missing or broken.
     positions = np.floor((np.arange(count) + 0.5) * len(candidates) / count).astype(int)
     return [candidates[p] for p in positions]
 
 
-def read_clip(path: Path, sampling: FrameSampling) -> Clip:
-    """Decode the sampled frames of the video at `path`, once; return them as a `Clip`."""
+def read_clip(path: Path, sampling: FrameSampling, max_pixels: int = DEFAULT_MAX_PIXELS) -> Clip:
+    """Decode the sampled frames of the video at `path`, once; return them as a `Clip`.
+
+    As for an image (`auditor.data.decode`): a regular, non-empty file only; the frame
+    size from the container's header checked against `max_pixels`, and the file's size
+    against what its frames could take, before the file is read whole (to hash it);
+    and any failure of the decoder becomes a `SampleError` with a one-line reason.
+    """
+    try:
+        return _read_clip(path, sampling, max_pixels)
+    except SampleError:
+        raise
+    except files.Refused as exc:
+        raise SampleError(str(exc)) from None
+    except Exception as exc:  # cv2.error and the like: this video, not the audit, fails
+        raise SampleError(f"not a decodable video ({files.one_line(exc)})") from None
+
+
+def _read_clip(path: Path, sampling: FrameSampling, max_pixels: int) -> Clip:
+    with files.open_regular(path) as handle:
+        size = files.size_of(handle)
+        if not handle.read(1):
+            raise SampleError("empty file (0 bytes)")
+    total, native_fps = _stream_info(path, size, max_pixels)
     digest = file_sha256(path)
-    total, native_fps = _stream_info(path)
     if total < 1:  # some containers do not store a frame count: count them
         total = _count_frames(path)
     indices = frame_indices(total, native_fps, sampling)
@@ -139,26 +164,41 @@ def read_clip(path: Path, sampling: FrameSampling) -> Clip:
     return Clip(frames, tuple(indices), total, native_fps, digest)
 
 
-def still(path: Path) -> tuple[Image, str]:
+def still(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image, str]:
     """Return the middle frame of the video at `path` and the file's sha256."""
-    clip = read_clip(path, FrameSampling(frames=1))
+    clip = read_clip(path, FrameSampling(frames=1), max_pixels)
     return clip.frames[0], clip.sha256
 
 
 def file_sha256(path: Path) -> str:
-    """Return the sha256 of the file at `path`, read in chunks."""
+    """Return the sha256 of the regular file at `path`, read in chunks."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
+        with files.open_regular(path) as handle:
             while chunk := handle.read(_HASH_CHUNK):
                 digest.update(chunk)
+    except files.Refused as exc:
+        raise SampleError(str(exc)) from None
     except OSError as exc:
         raise SampleError(f"cannot read the file: {exc.strerror or exc}") from exc
     return digest.hexdigest()
 
 
+def _capture_name(path: Path) -> Any:
+    """`path` as OpenCV's video reader takes it: bytes for a name that is not UTF-8.
+
+    Given a str with surrogate escapes, OpenCV 5's VideoCapture crashes the process.
+    """
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+    return name
+
+
 def _open(path: Path) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(str(path))
+    capture = cv2.VideoCapture(_capture_name(path))
     if not capture.isOpened():
         capture.release()
         raise SampleError(
@@ -168,13 +208,25 @@ def _open(path: Path) -> cv2.VideoCapture:
     return capture
 
 
-def _stream_info(path: Path) -> tuple[int, float]:
+def _stream_info(path: Path, size: int, max_pixels: int) -> tuple[int, float]:
+    """The frame count and rate from the container's header, its sizes checked first."""
     capture = _open(path)
     try:
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = float(capture.get(cv2.CAP_PROP_FPS))
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     finally:
         capture.release()
+    check_pixels(width, height, max_pixels)
+    if total > size:  # every frame takes at least a byte: the header lies
+        raise SampleError(f"the header claims {total:,} frames, in a file of {size:,} bytes")
+    if total > 0 and width > 0 and height > 0:
+        limit = max_file_bytes(total * width * height)
+        if size > limit:
+            raise SampleError(
+                f"{files.too_large(size, limit)} that {total:,} frames of {width}x{height} can take"
+            )
     return max(total, 0), fps if np.isfinite(fps) else 0.0
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auditor import files
 from auditor.errors import AuditorError, ConfigError
 
 EMBED_ID = "auditor-results"
@@ -25,6 +26,7 @@ _BLOCK = re.compile(
 )
 _META = re.compile(r'<meta name="(auditor-[a-z0-9-]+)" content="([^"]*)">')
 ALGORITHM = "Ed25519"
+MAX_KEY_BYTES = 64 * 1024  # a PEM Ed25519 key is a few hundred bytes
 
 
 class ReportUnreadable(AuditorError):
@@ -61,15 +63,21 @@ def fingerprint(raw_public: bytes) -> str:
 def load_signing_key(key_path: Path) -> Any:
     """Return the Ed25519 private key in the unencrypted PEM file `key_path`."""
     serialization, ed25519 = _crypto()
+    data = _read_key(key_path, "the signing key")
     try:
-        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
-    except OSError as exc:
-        raise ConfigError(f"cannot read the signing key {key_path}: {exc.strerror}") from exc
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{key_path}: expected an unencrypted PEM private key") from exc
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ConfigError(f"{key_path}: expected an Ed25519 private key")
     return key
+
+
+def _read_key(path: Path, what: str) -> bytes:
+    try:
+        return files.read_regular(path, MAX_KEY_BYTES)
+    except files.Refused as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.detail}") from None
 
 
 def sign(json_digest: str, key: Any) -> dict[str, str]:
@@ -86,10 +94,7 @@ def sign(json_digest: str, key: Any) -> dict[str, str]:
 def load_public_key(path: Path) -> bytes:
     """Return the raw Ed25519 public key from a PEM file (public or private key)."""
     serialization, ed25519 = _crypto()
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the public key {path}: {exc.strerror}") from exc
+    data = _read_key(path, "the public key")
     try:
         key: Any = serialization.load_pem_public_key(data)
     except ValueError:
@@ -123,13 +128,18 @@ class Embedded:
     claimed_digest: str
     generator: str
     signature: dict[str, str] | None
+    blocks: int = 1  # embedded results blocks found; an intact report has exactly one
 
 
 def read_embedded(text: str, origin: str) -> Embedded:
-    """Pull the embedded results and the claimed digest out of a report's HTML."""
+    """Pull the embedded results and the claimed digest out of a report's HTML.
+
+    A report with several results blocks is returned (the first one, and the count):
+    it is an auditor report that was altered, not something else.
+    """
     blocks = _BLOCK.findall(text)
     meta = {name: html.unescape(value) for name, value in _META.findall(text)}
-    if len(blocks) != 1 or "auditor-results-sha256" not in meta:
+    if not blocks or "auditor-results-sha256" not in meta:
         raise ReportUnreadable(f"{origin}: not an auditor report (no embedded results)")
     signature = None
     if "auditor-signature" in meta:
@@ -140,5 +150,9 @@ def read_embedded(text: str, origin: str) -> Embedded:
             "fingerprint": meta.get("auditor-public-key-fingerprint", ""),
         }
     return Embedded(
-        blocks[0], meta["auditor-results-sha256"], meta.get("auditor-generator", ""), signature
+        blocks[0],
+        meta["auditor-results-sha256"],
+        meta.get("auditor-generator", ""),
+        signature,
+        len(blocks),
     )

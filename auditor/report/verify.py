@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from auditor import files
 from auditor.report.html import render_html
 from auditor.report.integrity import (
     Embedded,
@@ -20,6 +22,8 @@ from auditor.report.integrity import (
     signature_valid,
 )
 from auditor.results import from_json
+
+MAX_REPORT_BYTES = 1 << 30  # reports are megabytes; this only stops a runaway read
 
 
 @dataclass
@@ -38,12 +42,12 @@ def verify_report(path: Path, public_key: Path | None = None) -> Verification:
     """Check the report at `path`: digest, signature (with `public_key`), visible text."""
     from auditor.version import __version__
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportUnreadable(f"cannot read {path}: {exc}") from exc
+    text = _read_report(Path(path))
     found = read_embedded(text, str(path))
     out = Verification()
+    if found.blocks > 1:  # which one the reader's browser shows is anyone's guess
+        out.problems.append(f"the report embeds {found.blocks} results blocks, not one")
+        return out
     actual = digest(found.json_text)
     if actual != found.claimed_digest:
         out.problems.append(
@@ -60,9 +64,28 @@ def verify_report(path: Path, public_key: Path | None = None) -> Verification:
             f"rendered by auditor {found.generator or '?'}, this is {__version__}: checked the "
             "digest and signature only, not the visible text"
         )
-    elif render_html(results, signature=found.signature) != text:
+    elif _rendered(results, found) != text:
         out.problems.append("the visible report differs from what its embedded results render to")
     return out
+
+
+def _read_report(path: Path) -> str:
+    """The report's text, read with a bound, newlines as `open` in text mode gives them."""
+    try:
+        data = files.read_regular(path, MAX_REPORT_BYTES)
+        text = data.decode("utf-8")
+    except (files.Refused, UnicodeDecodeError) as exc:
+        reason = exc.detail if isinstance(exc, files.Refused) else str(exc)
+        raise ReportUnreadable(f"cannot read {path}: {reason}") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _rendered(results: Any, found: Embedded) -> str | None:
+    """What the embedded results render to; None when they cannot be rendered."""
+    try:
+        return render_html(results, signature=found.signature)
+    except Exception:  # results that parse but no auditor wrote: the report was altered
+        return None
 
 
 def _check_signature(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auditor import files
 from auditor.config import policy_settings
 from auditor.errors import ConfigError
 from auditor.metrics import catalogue
@@ -29,6 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
+MAX_POLICY_BYTES = 1 << 20  # a policy is a few dozen lines
 AUDIT_KEYS = tuple(key for key, _ in policy_settings())  # suite, tolerance, seed
 GATE_KEYS = ("metric", "perturbation", "levels", "min", "max", "tolerance")
 DECISION_RULE = (
@@ -103,12 +105,14 @@ def load_policy(path: Path) -> Policy:
     """Read and check the policy file at `path`; `ConfigError` says what is wrong."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = files.read_regular(path, MAX_POLICY_BYTES)
         data = tomllib.loads(raw.decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the policy {path}: {exc.strerror}") from exc
+    except files.Refused as exc:
+        raise ConfigError(f"cannot read the policy {path}: {exc.detail}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"policy {path} is not valid TOML: {exc}") from exc
+    except RecursionError:  # arrays nested thousands deep
+        raise ConfigError(f"policy {path} is not valid TOML: nested too deeply") from None
     unknown = set(data) - {"audit", "gate"}
     if unknown:
         raise ConfigError(f"policy {path}: unknown table(s) {', '.join(sorted(unknown))}")
