@@ -23,7 +23,6 @@ scale): an approximation, milder than H.264 at the same CRF (on a 320 px photogr
 about 2 dB more PSNR at CRF 30 and 4 dB at CRF 40; `bench/codecs.py`).
 """
 
-
 from __future__ import annotations
 
 import functools
@@ -88,8 +87,7 @@ CANDIDATES = (
         "AV1 intra frames (OpenCV's AVIF codec)",
         "avif",
         _avif,
-        "stand-in: one intra frame of AV1 (via OpenCV's AVIF codec); "
-        "quality = 100 * (1 - crf/51)",
+        "stand-in: one intra frame of AV1 (via OpenCV's AVIF codec); quality = 100 * (1 - crf/51)",
     ),
     Codec(
         "mjpeg",
