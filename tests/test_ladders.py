@@ -1,7 +1,8 @@
 """The DeeperForensics ladder, the laundering chain and the epsilon ladder.
 
 Properties (hypothesis) of every perturbation in those modules, plus the facts each
-one promises: exact ladders, the codec of `video_compression`, bounded memory on a
+one promises: exact ladders, the codecs of `video_compression` and `h265_compression`
+(their stand-ins without PyAV: tests/test_codecs.py has the rest), bounded memory on a
 12 Mpx photo and the same bytes whatever OpenCV's thread count.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import tracemalloc
+import warnings
 
 import cv2
 import numpy as np
@@ -20,7 +22,7 @@ from hypothesis.extra.numpy import arrays
 
 from auditor.adversarial.registry import SEARCHES
 from auditor.cli import main
-from auditor.perturbations import REGISTRY, SUITES, apply, offsets, parse_spec, video
+from auditor.perturbations import REGISTRY, SUITES, apply, offsets, parse_spec, video, video_codecs
 from auditor.perturbations.levels import level_spec
 from auditor.perturbations.pixels import BAND_PIXELS
 from auditor.seeds import derive_rng
@@ -62,9 +64,9 @@ def change(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_every_perturbation_of_the_issue_is_registered():
-    expected = {*DEEPFAKE_LADDER, *LAUNDERING, "linf_noise", "linf_sign"}
+    expected = {*DEEPFAKE_LADDER, "h265_compression", *LAUNDERING, "linf_noise", "linf_sign"}
     assert set(MINE) == expected
-    assert {REGISTRY[n].family for n in DEEPFAKE_LADDER} == {"deepfake"}
+    assert {REGISTRY[n].family for n in (*DEEPFAKE_LADDER, "h265_compression")} == {"deepfake"}
     assert {REGISTRY[n].family for n in LAUNDERING} == {"laundering"}
     assert REGISTRY["linf_noise"].family == REGISTRY["linf_sign"].family == "epsilon"
 
@@ -78,6 +80,8 @@ def test_deeperforensics_tables_are_the_papers():
     assert tables["gaussian_blur_kernel"] == [[7], [9], [13], [17], [21]]
     assert tables["resize_roundtrip"] == [[2], [3], [4], [5], [6]]
     assert tables["video_compression"] == [[30], [32], [35], [38], [40]]
+    # H.265: the same ladder plus libx265's documented offset (CRF 28 ~ x264's 23)
+    assert [lv["crf"] for lv in REGISTRY["h265_compression"].levels] == [35, 37, 40, 43, 45]
 
 
 def test_suites():
@@ -188,23 +192,56 @@ def test_a_12_megapixel_photo_stays_within_a_few_copies_of_itself():
         assert peak < 4 * big.nbytes, (name, peak / big.nbytes)
 
 
-def test_video_compression_really_encodes_and_names_its_codec():
-    facts = REGISTRY["video_compression"].implementation()
-    assert facts["codec"] in {"av1", "mjpeg"} and facts["container"] and facts["note"]
+@pytest.mark.parametrize(
+    ("name", "codec", "encoder"),
+    [("video_compression", "h264", "libx264"), ("h265_compression", "hevc", "libx265")],
+)
+def test_video_codecs_really_encode_and_name_their_encoder(name, codec, encoder):
+    facts = REGISTRY[name].implementation()
+    assert facts["codec"] == codec and facts["encoder"] == encoder
+    assert facts["encoder_version"] != "unknown" and "via PyAV" in facts["library"]
+    assert "preset medium" in facts["settings"] and "yuv420p" in facts["settings"]
     image = photo()
-    out = apply("video_compression", image, 1, np.random.default_rng(0))
+    out = apply(name, image, 1, np.random.default_rng(0))
     assert 0 < change(out, image) < 20
-    # a lower CRF keeps more, as on H.264's scale
-    mild = apply("video_compression", image, {"crf": 10}, np.random.default_rng(0))
+    # a lower CRF keeps more
+    mild = apply(name, image, {"crf": 10}, np.random.default_rng(0))
     assert change(mild, image) < change(out, image)
+
+
+@pytest.fixture
+def no_pyav(monkeypatch):
+    """PyAV unloadable for this test; what was probed with or without it is forgotten."""
+    caches = (video_codecs.unavailable, video_codecs.facts, video_codecs.warn_fallback)
+    monkeypatch.setattr(video_codecs, "load_av", lambda: None)
+    for cached in caches:
+        cached.cache_clear()
+    yield
+    monkeypatch.undo()
+    for cached in caches:
+        cached.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["video_compression", "h265_compression"])
+def test_without_pyav_a_stand_in_runs_with_one_warning_and_is_named(name, no_pyav):
+    with pytest.warns(video_codecs.CodecWarning, match=f"{name}: PyAV .* cannot be imported"):
+        facts = REGISTRY[name].implementation()
+    assert facts["codec"] in {"av1", "mjpeg"} and facts["container"] in {"avif", "avi"}
+    assert facts["note"].startswith("PyAV (the av package) cannot be imported: stand-in")
+    image = photo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", video_codecs.CodecWarning)  # warned once, not again
+        out = apply(name, image, 1, np.random.default_rng(0))
+    assert 0 < change(out, image) < 20
     assert video.crf_to_quality(30) == 41 and video.crf_to_quality(51) == 0
 
 
-def test_video_compression_falls_back_to_motion_jpeg(monkeypatch):
+def test_the_motion_jpeg_stand_in_keeps_odd_sizes(monkeypatch, no_pyav):
     mjpeg = next(c for c in video.CANDIDATES if c.name == "mjpeg")
     assert video._works(mjpeg)
-    monkeypatch.setattr(video, "chosen_codec", lambda: mjpeg)
-    assert REGISTRY["video_compression"].implementation()["container"] == "avi"
+    monkeypatch.setattr(video, "fallback_codec", lambda: mjpeg)
+    with pytest.warns(video_codecs.CodecWarning, match="Motion JPEG"):
+        assert REGISTRY["video_compression"].implementation()["container"] == "avi"
     image = photo(size=(37, 51))  # odd sizes survive the AVI round trip
     out = apply("video_compression", image, 5, np.random.default_rng(0))
     assert out.shape == image.shape and change(out, image) > 0

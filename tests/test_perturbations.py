@@ -38,6 +38,7 @@ DETERMINISTIC = {
     "downscale",
     "gamma",
     "gaussian_blur_kernel",
+    "h265_compression",
     "jpeg_double",
     "resize_roundtrip",
     "rotation",

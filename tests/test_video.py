@@ -179,19 +179,33 @@ def test_per_pixel_noise_is_a_static_pattern_over_the_frames():
     assert all(np.array_equal(frame, out[0]) for frame in out)
 
 
-def test_the_rate_factor_maps_to_coarser_quality():
-    qualities = [clips.jpeg_quality(c) for c in (30, 32, 35, 38, 40)]
-    assert qualities == [41, 37, 31, 25, 22]  # as the image-level video_compression
+def test_the_rate_factor_is_read_from_the_level():
     assert clips.rate_factor({"crf": 35}) == 35.0
+    assert clips.rate_factor({"rate_factor": 28}) == 28.0
+    with pytest.raises(ConfigError, match="expected a rate factor"):
+        clips.rate_factor({"a": 1, "b": 2})
 
 
-def test_compression_re_encodes_the_whole_clip(tmp_path):
+def test_without_pyav_each_frame_goes_through_the_stand_in(monkeypatch):
+    from auditor.perturbations import video as video_perturbations
+    from auditor.perturbations import video_codecs
+
+    monkeypatch.setattr(video_codecs, "unavailable", lambda encoder: "no PyAV here")
+    monkeypatch.setattr(video_codecs, "warn_fallback", lambda *args: None)
+    frames = [np.full((24, 32, 3), 40 * i, np.uint8) for i in range(3)]
+    out = clips.perturb_clip("video_compression", frames, {"crf": 40}, lambda: None)
+    alone = [video_perturbations.compress("video_compression", f, 40) for f in frames]
+    assert all(np.array_equal(a, b) for a, b in zip(out, alone))
+
+
+@pytest.mark.parametrize("name", ["video_compression", "h265_compression"])
+def test_compression_re_encodes_the_whole_clip(name):
     rng = np.random.default_rng(1)
     base = cv2.resize(rng.integers(0, 256, (12, 16, 3), np.uint8), (64, 48))
     frames = [np.roll(base, i, axis=1) for i in range(8)]
     errors = []
     for crf in (30, 40):
-        out = clips.perturb_clip("video_compression", frames, {"crf": crf}, lambda: None)
+        out = clips.perturb_clip(name, frames, {"crf": crf}, lambda: None)
         assert len(out) == 8 and out[0].shape == (48, 64, 3) and out[0].dtype == np.uint8
         errors.append(np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(out, frames)]))
     assert 0 < errors[0] < errors[1]
@@ -269,6 +283,7 @@ def test_the_sample_clips_audit_end_to_end(tmp_path):
     assert data["frames_per_video"]["min"] == data["frames_per_video"]["max"] == 16
     assert data["aggregate"] == "mean" and data["class_counts"] == {"fake": 6, "real": 6}
     assert data["manifest"][0]["frames"] == list(range(16))
+    assert data["clip_codec"].startswith("H.264 (libx264 core ")
     assert out["clean"]["n"] == 12 and out["clean"]["accuracy"] == 1.0  # see samples/video
     assert [r["n"] for r in out["results"]] == [12] * 4  # every metric is per video
     frames = out["frame_results"]

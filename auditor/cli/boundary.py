@@ -76,12 +76,14 @@ def fail(message: str, code: int, prefix: str = "auditor: error: ") -> None:
 
 
 def show_warnings_as_lines() -> None:
-    """Show the core's warnings (a provider fallback) as one `auditor: warning:` line each."""
+    """Show the core's warnings (a provider or codec fallback) as one `auditor: warning:` line."""
 
     def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
         click.echo(f"auditor: warning: {message}", err=True)
 
     from auditor.model.providers import ProviderWarning
+    from auditor.perturbations.video_codecs import CodecWarning
 
     warnings.showwarning = show
     warnings.simplefilter("always", ProviderWarning)
+    warnings.simplefilter("always", CodecWarning)  # each is warned once per process

@@ -8,18 +8,16 @@ does with the frames.
 from __future__ import annotations
 
 import functools
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor.data.video import Clip, FrameSampling, grab_frames, read_clip
-from auditor.errors import ConfigError, SampleError
+from auditor.data.video import Clip, FrameSampling, read_clip
+from auditor.errors import ConfigError
 from auditor.seeds import derive_rng
 
 Image = NDArray[np.uint8]
@@ -27,10 +25,9 @@ Probs = NDArray[np.float64]
 
 AGGREGATES = ("mean", "median", "max")
 VIDEO_COMPRESSION = "video_compression"
-# H.264 has no encoder in the opencv-python wheels, and OpenCV's FFmpeg writer takes no
-# rate setting, so the one writer whose rate follows a parameter is OpenCV's built-in
-# Motion-JPEG encoder (quality 1..100). Each frame is then coded on its own (intra only).
-CLIP_CODEC = "MJPG (OpenCV built-in Motion-JPEG writer, .avi), quality from the rate factor"
+# The perturbations that re-encode a video's frames together (`auditor.perturbations.video`).
+ENCODED = ("video_compression", "h265_compression")
+DEFAULT_FPS = 25.0  # `ffmpeg`'s rate for frames that state none
 
 # ---------------------------------------------------------------- perturbation
 
@@ -41,19 +38,22 @@ def perturb_clip(
     params: Mapping[str, float],
     rng_for: Callable[[], np.random.Generator],
     scale_to_input: bool = True,
+    fps: float = DEFAULT_FPS,
+    pts: Sequence[int] | None = None,
 ) -> list[Image]:
     """Return every frame of a clip perturbed by `name` at `params`, consistently.
 
     `rng_for()` must return a generator in the same state on every call: every frame
     then gets the same draws, so a draw that sets a global property (a blur angle, an
     occlusion's place, a rotation) is the same across the video. Per-pixel noise is
-    therefore a static pattern over the frames. `video_compression` re-encodes the
-    whole clip instead (see `encode_clip`).
+    therefore a static pattern over the frames. `video_compression` and
+    `h265_compression` re-encode the whole clip instead (see `encode_clip`), the frames
+    at their numbers `pts` in a video of `fps` frames per second.
     """
     from auditor import perturbations  # the registry; imported late to keep this light
 
-    if name == VIDEO_COMPRESSION:
-        return encode_clip(frames, rate_factor(params))
+    if name in ENCODED:
+        return encode_clip(frames, rate_factor(params), fps, pts, name)
     return [
         perturbations.apply(name, frame, dict(params), rng_for(), scale_to_input)
         for frame in frames
@@ -61,7 +61,7 @@ def perturb_clip(
 
 
 def rate_factor(params: Mapping[str, float]) -> float:
-    """The constant rate factor of a `video_compression` level."""
+    """The constant rate factor of a `video_compression` (or `h265_compression`) level."""
     for key in ("crf", "rate_factor"):
         if key in params:
             return float(params[key])
@@ -70,41 +70,44 @@ def rate_factor(params: Mapping[str, float]) -> float:
     raise ConfigError(f"{VIDEO_COMPRESSION}: expected a rate factor parameter, got {dict(params)}")
 
 
-def jpeg_quality(rate_factor: float) -> int:
-    """Map an H.264 constant rate factor (0..51) to a Motion-JPEG quality (1..100).
+def encode_clip(
+    frames: Sequence[Image],
+    rate_factor: float,
+    fps: float = DEFAULT_FPS,
+    pts: Sequence[int] | None = None,
+    name: str = VIDEO_COMPRESSION,
+) -> list[Image]:
+    """Encode `frames` together as one clip at `rate_factor`, decode it, return the frames.
 
-    The mapping of the image-level `video_compression` (`crf_to_quality`), so CRF
-    30..40 gives 41..22 on both paths.
+    The encoder is perturbation `name`'s (libx264 for `video_compression`); `pts` are
+    the frames' numbers at `fps` (default 0, 1, 2, ...). Where PyAV cannot encode, each
+    frame goes through the perturbation's stand-in on its own (with a warning).
     """
-    from auditor.perturbations.video import crf_to_quality
+    from auditor.perturbations import video, video_codecs
 
-    return max(1, crf_to_quality(rate_factor))
+    encoder = video.ENCODERS[name]
+    if video_codecs.unavailable(encoder) is not None:
+        return [video.compress(name, frame, rate_factor) for frame in frames]
+    return video_codecs.roundtrip(frames, encoder, rate_factor, fps, pts)
 
 
-def encode_clip(frames: Sequence[Image], rate_factor: float) -> list[Image]:
-    """Encode `frames` together as one clip at `rate_factor`, decode it, return the frames."""
-    if not frames:
-        return []
-    h, w = frames[0].shape[:2]
-    with tempfile.TemporaryDirectory(prefix="auditor-clip-") as folder:
-        path = Path(folder) / "clip.avi"
-        writer = cv2.VideoWriter(
-            str(path), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (w, h)
+def clip_codec() -> str:
+    """How `video_compression` encodes a video's frames here, in words, for the results."""
+    from auditor.perturbations.video import implementation
+
+    facts = implementation(VIDEO_COMPRESSION)
+    if facts.get("encoder"):
+        return (
+            f"H.264 ({facts['encoder']} {facts['encoder_version']}; {facts['library']}), "
+            "the sampled frames as one clip at their times in the video; "
+            f"{facts['settings']}"
         )
-        if not writer.isOpened():
-            raise SampleError(f"{VIDEO_COMPRESSION}: OpenCV cannot open its MJPG writer")
-        try:
-            writer.set(cv2.VIDEOWRITER_PROP_QUALITY, jpeg_quality(rate_factor))
-            for frame in frames:
-                writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-        finally:
-            writer.release()
-        decoded = grab_frames(path, None)
-    if len(decoded) != len(frames):
-        raise SampleError(
-            f"{VIDEO_COMPRESSION}: re-encoded {len(frames)} frames, decoded {len(decoded)}"
-        )
-    return decoded
+    return f"{facts['codec']}, each frame on its own ({facts.get('note', '')})"
+
+
+def clip_rate(clip: Clip) -> float:
+    """The frame rate that the numbers of `clip.indices` count in (`DEFAULT_FPS` if unknown)."""
+    return clip.native_fps if clip.native_fps > 0 else DEFAULT_FPS
 
 
 # ---------------------------------------------------------------- aggregation
@@ -181,7 +184,15 @@ def clip_rows(
         rng_for = functools.partial(
             derive_rng, seed, key, draw.perturbation, draw.level, draw.repeat
         )
-        frames = perturb_clip(draw.perturbation, clip.frames, draw.params, rng_for, scale_to_input)
+        frames = perturb_clip(
+            draw.perturbation,
+            clip.frames,
+            draw.params,
+            rng_for,
+            scale_to_input,
+            clip_rate(clip),
+            clip.indices,
+        )
         tensor[row * count : (row + 1) * count] = to_tensor(frames)
     # The pixels are dropped here: only the tensor (and the frame numbers) go on.
     return ClipRows(tensor, count, replace(clip, frames=[]))

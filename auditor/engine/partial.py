@@ -282,7 +282,7 @@ def _describe_video(first: ShardResult, manifest: list[dict[str, Any]]) -> dict[
             "max": max(counts),
         },
         "aggregate": options["aggregate"],
-        "clip_codec": clips.CLIP_CODEC,
+        "clip_codec": clips.clip_codec(),
     }
 
 

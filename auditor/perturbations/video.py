@@ -1,17 +1,26 @@
-"""`video_compression`: a real encode and decode with the best codec this OpenCV offers.
+"""`video_compression` (H.264) and `h265_compression` (H.265): a real encode and decode.
 
-DeeperForensics re-encodes videos with H.264 at a constant rate factor (CRF) of 30 to
-40. A still image becomes a one-frame video, that is one intra-coded frame. OpenCV's
-`VideoWriter` exposes no rate control for FFmpeg's codecs (and the pip wheels carry no
-software H.264 encoder), so the codec is chosen once per process, by probing:
+DeeperForensics-1.0 and FaceForensics++ re-encode videos with H.264 at a constant rate
+factor (CRF). `video_compression` does the same with FFmpeg's libx264, through PyAV, at
+the CRF of each level, preset medium, yuv420p: what `ffmpeg -c:v libx264 -crf N` does
+(see `video_codecs`). A still image is encoded as a one-frame stream, that is one
+intra-coded frame; a video's sampled frames are encoded together as one clip
+(`auditor.engine.clips`), so they also get inter-frame artefacts.
 
-1. AV1 intra, through OpenCV's AVIF image codec: a video codec's key frame, with the
-   same tools as H.264's (intra prediction, block transforms, in-loop filtering).
-2. Motion JPEG, through OpenCV's own AVI writer and reader, whose quality can be set.
+`h265_compression` is FFmpeg's libx265 on the CRF ladder 35, 37, 40, 43, 45: the
+DeeperForensics ladder (30..40) plus 5, the offset of FFmpeg's H.265 encoding guide
+(x265's default CRF 28 "should visually correspond to libx264 video at CRF 23").
 
-A CRF is mapped to the chosen codec's quality scale by its relative position on
-H.264's quantizer scale (0..51): quality = 100 * (1 - crf / 51), so CRF 30..40 gives
-quality 41..22. This is a documented approximation, not a calibration to H.264.
+Where PyAV cannot be imported or its FFmpeg lacks the encoder, each frame goes instead
+through the first stand-in that works in this OpenCV build, with a `CodecWarning` and
+the stand-in named in `implementation()`:
+
+1. AV1 intra, through OpenCV's AVIF image codec;
+2. Motion JPEG, through OpenCV's own AVI writer and reader.
+
+Their quality is `100 * (1 - crf / 51)` (the CRF's place on H.264's 0..51 quantizer
+scale): an approximation, milder than H.264 at the same CRF (on a 320 px photograph
+about 2 dB more PSNR at CRF 30 and 4 dB at CRF 40; `bench/codecs.py`).
 """
 
 from __future__ import annotations
@@ -26,23 +35,26 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from auditor.perturbations import video_codecs
 from auditor.perturbations.registry import Image, perturbation
+from auditor.perturbations.video_codecs import H264, H265, Encoder
 
 CRF_MAX = 51
 
 
 @dataclass(frozen=True)
 class Codec:
-    """A way to encode and decode one BGR frame at a quality 0..100."""
+    """A stand-in codec: encodes and decodes one BGR frame at a quality 0..100."""
 
     name: str
+    label: str
     container: str
     roundtrip: Callable[[Image, int], Image | None]
     note: str
 
 
 def crf_to_quality(crf: float) -> int:
-    """Map an H.264 constant rate factor (0..51) to a 0..100 quality, best at 100."""
+    """Map a constant rate factor (0..51) to a stand-in's 0..100 quality, best at 100."""
     return int(np.clip(round(100 * (1 - crf / CRF_MAX)), 0, 100))
 
 
@@ -72,17 +84,18 @@ def _mjpeg(bgr: Image, quality: int) -> Image | None:
 CANDIDATES = (
     Codec(
         "av1",
+        "AV1 intra frames (OpenCV's AVIF codec)",
         "avif",
         _avif,
-        "one intra frame of AV1 (via OpenCV's AVIF codec); OpenCV's VideoWriter has no "
-        "rate control for H.264; quality = 100 * (1 - crf/51)",
+        "stand-in: one intra frame of AV1 (via OpenCV's AVIF codec); quality = 100 * (1 - crf/51)",
     ),
     Codec(
         "mjpeg",
+        "Motion JPEG (OpenCV's AVI writer)",
         "avi",
         _mjpeg,
-        "Motion JPEG in AVI (OpenCV's own writer); no AV1 or H.264 with rate control in "
-        "this OpenCV build; quality = 100 * (1 - crf/51)",
+        "stand-in: Motion JPEG in AVI (OpenCV's own writer); no AV1 in this OpenCV "
+        "build; quality = 100 * (1 - crf/51)",
     ),
 )
 
@@ -117,17 +130,47 @@ def _works(codec: Codec) -> bool:
 
 
 @functools.cache
-def chosen_codec() -> Codec | None:
-    """The first candidate that works in this OpenCV build, probed once per process."""
+def fallback_codec() -> Codec | None:
+    """The first stand-in that works in this OpenCV build, probed once per process."""
     return next((codec for codec in CANDIDATES if _works(codec)), None)
 
 
-def implementation() -> dict[str, str]:
-    """What `video_compression` uses here, for listings and reports."""
-    codec = chosen_codec()
+# The perturbations that re-encode, by name; `auditor.engine.clips` encodes a video's
+# frames as one clip for these.
+ENCODERS: dict[str, Encoder] = {"video_compression": H264, "h265_compression": H265}
+
+
+def compress(name: str, image: Image, crf: float) -> Image:
+    """Return RGB `image` through perturbation `name`'s encoder at `crf`, or its stand-in."""
+    encoder = ENCODERS[name]
+    if video_codecs.unavailable(encoder) is None:
+        return video_codecs.roundtrip([image], encoder, crf)[0]
+    codec = fallback_codec()
     if codec is None:
-        return {"codec": "none", "note": "no usable codec in this OpenCV build"}
-    return {"codec": codec.name, "container": codec.container, "note": codec.note}
+        raise RuntimeError(f"{name}: no PyAV, and no stand-in codec works in this OpenCV")
+    video_codecs.warn_fallback(name, encoder, codec.label)
+    decoded = codec.roundtrip(np.ascontiguousarray(image[:, :, ::-1]), crf_to_quality(crf))
+    if decoded is None or decoded.shape != image.shape:
+        raise RuntimeError(f"{name}: the {codec.name} round trip failed")
+    return np.ascontiguousarray(decoded[:, :, ::-1])
+
+
+def implementation(name: str) -> dict[str, str]:
+    """What perturbation `name` encodes with here, for listings and reports."""
+    encoder = ENCODERS[name]
+    reason = video_codecs.unavailable(encoder)
+    if reason is None:
+        return dict(video_codecs.facts(encoder))
+    codec = fallback_codec()
+    if codec is None:
+        return {"codec": "none", "note": f"{reason}; no stand-in works in this OpenCV"}
+    video_codecs.warn_fallback(name, encoder, codec.label)
+    return {
+        "codec": codec.name,
+        "container": codec.container,
+        "library": f"OpenCV {cv2.__version__}",
+        "note": f"{reason}: {codec.note}",
+    }
 
 
 @perturbation(
@@ -135,14 +178,20 @@ def implementation() -> dict[str, str]:
     family="deepfake",
     levels={"crf": (30, 32, 35, 38, 40)},
     integer_params=("crf",),
-    implementation=implementation,
+    implementation=functools.partial(implementation, "video_compression"),
 )
 def video_compression(image: Image, rng: np.random.Generator, *, crf: float) -> Image:
-    """Real video re-encode at H.264 constant rate factor `crf`, mapped to the codec used."""
-    codec = chosen_codec()
-    if codec is None:
-        raise RuntimeError("video_compression: no video or image codec works in this OpenCV")
-    decoded = codec.roundtrip(np.ascontiguousarray(image[:, :, ::-1]), crf_to_quality(crf))
-    if decoded is None or decoded.shape != image.shape:
-        raise RuntimeError(f"video_compression: the {codec.name} round trip failed")
-    return np.ascontiguousarray(decoded[:, :, ::-1])
+    """H.264 re-encode (libx264) at constant rate factor `crf`, preset medium, yuv420p."""
+    return compress("video_compression", image, crf)
+
+
+@perturbation(
+    "h265_compression",
+    family="deepfake",
+    levels={"crf": (35, 37, 40, 43, 45)},
+    integer_params=("crf",),
+    implementation=functools.partial(implementation, "h265_compression"),
+)
+def h265_compression(image: Image, rng: np.random.Generator, *, crf: float) -> Image:
+    """H.265 re-encode (libx265) at constant rate factor `crf`, preset medium, yuv420p."""
+    return compress("h265_compression", image, crf)
