@@ -29,7 +29,8 @@ from numpy.typing import NDArray
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))  # so a plain checkout works without installing `auditor`
-from auditor.video import FrameSampling, aggregate, read_clip  # noqa: E402
+from auditor.data.video import FrameSampling, read_clip  # noqa: E402
+from auditor.engine.clips import aggregate  # noqa: E402
 
 SIZE = 48  # the sample detectors' input size: frames need no resize
 FRAMES = 16
