@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("auditor.metrics",),
     ("auditor.results",),
-    ("auditor.data",),
+    ("auditor.data", "auditor.faces"),
     ("auditor.perturbations",),
     ("auditor.model", "auditor.adversarial"),
     ("auditor.verdict",),
