@@ -20,6 +20,8 @@ SCHEMA = "auditor/results@1"
 MAX_RESULTS_BYTES = 1 << 30  # results are kilobytes to megabytes; this stops a runaway read
 
 Interval = list[float]  # [low, high] of a 95% Wilson interval
+# Level keys that older results lack; written back only where they hold something.
+MEASURED_LATER = ("applied", "changed_share", "psnr_median", "no_effect", "outcomes")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,39 @@ class LevelResult:
     auc: float | None
     ra_drop: float | None
     rr_curve: list[list[float]]  # [[b, RR(b)], ...] on a fine grid of tolerances
+    # The parameters as applied: {"params": {name: value or {min, median, max}}, "scale":
+    # {min, median, max} of the factor pixel-sized parameters were scaled by, or None}.
+    # None in results written before it was recorded.
+    applied: dict[str, Any] | None = None
+    changed_share: float | None = None  # share of samples whose pixels some draw changed
+    psnr_median: float | None = None  # dB; None: infinite (most draws changed nothing)
+    no_effect: bool = False  # no draw changed any pixel of any sample: RR measured nothing
+    # Per-sample outcome bitsets in manifest order (`auditor.metrics.paired`):
+    # {"correct": str | None, "robust": {tolerance key: str}, "flipped": str}.
+    outcomes: dict[str, Any] | None = None
+
+    @property
+    def scaled(self) -> bool:
+        """Whether the parameters applied differ from those stated (scaled to the images)."""
+        return bool(self.applied and self.applied.get("scale"))
+
+    def applied_text(self) -> str:
+        """The parameters as applied, `sigma=0.2143` or `sigma=0.18-0.25 (median 0.21)`."""
+        values = (self.applied or {}).get("params") or self.params
+        return ", ".join(f"{k}={spread_text(v)}" for k, v in values.items())
+
+    def scale_text(self) -> str:
+        """The factor pixel-sized parameters were scaled by: `0.2143`, or its range; or ``."""
+        scale = (self.applied or {}).get("scale")
+        return spread_text(scale if scale["min"] != scale["max"] else scale["min"]) if scale else ""
+
+
+def spread_text(value: Any) -> str:
+    """A number (`0.2143`), or a `{min, median, max}` range (`0.18-0.25 (median 0.21)`)."""
+    if isinstance(value, dict):
+        low, mid, high = (spread_text(value[k]) for k in ("min", "median", "max"))
+        return f"{low}\u2013{high} (median {mid})"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -151,6 +186,11 @@ class AuditResults:
         body = asdict(self)
         if not body["adversarial"]:  # absent unless a search ran: older readers see no change
             del body["adversarial"]
+        for level in body["results"]:
+            if level["applied"] is None:  # results from before they were measured stay as read
+                for key in MEASURED_LATER:
+                    if level[key] in (None, False):
+                        del level[key]
         return {"schema": body.pop("schema"), **body}
 
     @classmethod

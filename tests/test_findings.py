@@ -71,13 +71,22 @@ def test_ra_at_chance() -> None:
     assert "chance" not in rules(gold(better))
 
 
+def inert(data: dict) -> None:
+    """Mark gaussian_noise L5 as an engine does a level whose draws changed no pixel."""
+    row = level(data, "gaussian_noise", 5)
+    scale = {"min": 0.2, "median": 0.2, "max": 0.2}
+    row.update(changed_share=0.0, psnr_median=None, no_effect=True)
+    row["applied"] = {"params": {"sigma": 0.076}, "scale": scale}
+
+
 def test_a_level_without_effect_is_reported_and_left_out_of_the_others() -> None:
-    results = gold()
-    # `no_effect` is measured per level by newer engines; set it on the golden level
-    object.__setattr__(results.results[4], "no_effect", True)
-    found = {f.rule: f for f in find(results)}
-    assert "no pixel changed on any sample at gaussian_noise L5" in found["no_effect"].text
+    found = {f.rule: f for f in find(gold(inert))}
+    text = found["no_effect"].text
+    assert "no pixel changed on any sample at gaussian_noise L5" in text
+    assert "(as applied to these images: gaussian_noise L5 at sigma=0.076 (stated sigma=" in text
+    assert (found["no_effect"].metric, found["no_effect"].value) == ("changed_share", 0.0)
     assert "chance" not in found  # the inert level's RA is not evidence either way
+    assert "no_effect" not in rules(gold())
 
 
 def test_steady_ra_with_moved_probabilities() -> None:

@@ -101,11 +101,19 @@ def load_results(path: Path) -> Any:
 )
 @reports_errors
 def compare(results_paths: tuple[Path, ...], output: Path) -> None:
-    """Compare audits of several models on the same data and configuration."""
-    from auditor.report.compare import compare_results, render_compare
+    """Compare audits of several models on the same data and configuration.
+
+    The first results file is the reference: each other model's RA and RR are tested
+    against it level by level (exact McNemar test on the same samples), and one line
+    per model sums the tests up on stderr.
+    """
+    from auditor.report.compare import compare_results, render_compare, summary_lines
 
     audits = [(path, load_results(path)) for path in results_paths]
-    write_text(output, render_compare(compare_results(audits)), "the comparison")
+    comparison = compare_results(audits)
+    write_text(output, render_compare(comparison), "the comparison")
+    for line in summary_lines(comparison):
+        click.echo(f"auditor: {line}", err=True)
     click.echo(f"auditor: wrote {output}", err=True)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -158,6 +159,9 @@ class ClipRows:
     tensor: NDArray[Any]  # (1 + D) * F rows
     frames: int  # F
     clip: Clip
+    side: int = 0  # the frames' short side in pixels
+    values: int = 0  # pixel values of all F frames
+    sse: tuple[int, ...] = ()  # per draw: squared differences from the clean frames, summed
 
 
 def clip_rows(
@@ -180,6 +184,7 @@ def clip_rows(
     first = to_tensor(clip.frames)
     tensor = np.empty(((1 + len(draws)) * count, *first.shape[1:]), first.dtype)
     tensor[:count] = first
+    sse = []
     for row, draw in enumerate(draws, start=1):
         rng_for = functools.partial(
             derive_rng, seed, key, draw.perturbation, draw.level, draw.repeat
@@ -193,9 +198,18 @@ def clip_rows(
             clip_rate(clip),
             clip.indices,
         )
+        sse.append(sum(squared_error(a, b) for a, b in zip(clip.frames, frames)))
         tensor[row * count : (row + 1) * count] = to_tensor(frames)
+    side = min(clip.frames[0].shape[:2]) if count else 0
+    values = sum(frame.size for frame in clip.frames)
     # The pixels are dropped here: only the tensor (and the frame numbers) go on.
-    return ClipRows(tensor, count, replace(clip, frames=[]))
+    return ClipRows(tensor, count, replace(clip, frames=[]), side, values, tuple(sse))
+
+
+def squared_error(clean: Image, perturbed: Image) -> int:
+    """The exact sum of squared differences of two uint8 images of one shape."""
+    # OpenCV sums in float64, exact below 2**53: any image of fewer than 1e11 pixel values.
+    return int(cv2.norm(clean, perturbed, cv2.NORM_L2SQR))
 
 
 def split_rows(

@@ -19,11 +19,11 @@ from typing import IO, Any
 import numpy as np
 
 from auditor import data
-from auditor.engine.pipeline import Failed, Scored
+from auditor.engine.pipeline import Failed, PixelChange, Scored
 from auditor.engine.plan import AuditPlan
 from auditor.errors import ConfigError
 
-FORMAT = "auditor/journal@1"
+FORMAT = "auditor/journal@2"  # @2: records carry the pixel change of each draw
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -126,6 +126,12 @@ def journal_record(item: Scored | Failed) -> dict[str, Any]:
         **(
             {"f": item.frames.tolist(), "fi": item.frame_indices} if item.frames is not None else {}
         ),
+        # How each draw changed the pixels (`PixelChange`), for the applied-parameter figures.
+        **(
+            {"px": [item.change.side, item.change.values, list(item.change.sse)]}
+            if item.change is not None
+            else {}
+        ),
     }
 
 
@@ -152,4 +158,13 @@ def from_journal_record(
         np.asarray(record["p"], np.float64),
         np.asarray(record["f"], np.float64) if "f" in record else None,
         tuple(record.get("fi", ())),
+        _change(record.get("px")),
     )
+
+
+def _change(values: Any) -> PixelChange | None:
+    """The `PixelChange` of a record's `px` entry: [side, values, [sse per draw]]."""
+    if values is None:
+        return None
+    side, count, sse = values
+    return PixelChange(int(side), int(count), tuple(int(v) for v in sse))

@@ -20,9 +20,10 @@ import numpy as np
 from auditor import data, metrics
 from auditor.config import AuditConfig, record_settings
 from auditor.data import thumbnails
-from auditor.engine.plan import SEARCH, AuditPlan, Draw
+from auditor.engine.plan import PERTURBATION, SEARCH, AuditPlan, Draw
 from auditor.engine.stats import AuditStats, Scoring
 from auditor.errors import ConfigError, DataError, SampleError
+from auditor.perturbations.registry import applied_params
 from auditor.results import AuditResults, LevelResult, PerturbationSummary, tolerance_key
 from auditor.verdict import gates
 from auditor.version import __version__
@@ -94,9 +95,13 @@ def _assemble(
     s, config, labelled = first.scoring, first.config, first.dataset["labelled"]
     keys = config["tolerance_keys"]
     clean = stats.clean.finish(s, first.class_names, labelled)
+    order = _manifest_order(stats, manifest)
+    pixel_params = {d["name"]: d.get("pixel_params") or [] for d in first.plan.described}
+    sides = stats.sides if config.get("scale_to_input") else None
     levels = []
     for planned, level in zip(first.plan.levels, stats.levels):
         values = level.finish(s, keys, first.class_names, labelled, clean["accuracy"])
+        scaled = pixel_params.get(planned.name, []) if planned.kind == PERTURBATION else []
         levels.append(
             LevelResult(
                 perturbation=planned.name,
@@ -104,6 +109,9 @@ def _assemble(
                 level=planned.level,
                 params=dict(planned.params),
                 **values,
+                applied=applied_params(scaled, planned.params, sides),
+                **level.pixels.finish(),
+                outcomes=level.outcomes.finish(order, keys) if order is not None else None,
             )
         )
     with_thumbs = [p for p in parts if p.thumbnails_index is not None]
@@ -137,6 +145,14 @@ def _assemble(
         status="complete" if complete else "incomplete",
         progress={"done": done, "total": total},
     )
+
+
+def _manifest_order(stats: AuditStats, manifest: list[dict[str, Any]]) -> list[int] | None:
+    """Where each manifest row's outcomes were counted; None when they were not all kept."""
+    order = stats.manifest_order()
+    if [stats.keys[i] for i in order] != [row["path"] for row in manifest]:
+        return None
+    return order
 
 
 class NothingDone(Exception):

@@ -32,12 +32,28 @@ from numpy.typing import NDArray
 from auditor import data, perturbations
 from auditor.data import video
 from auditor.engine import clips
+from auditor.engine.clips import squared_error
 from auditor.engine.plan import AuditPlan, Draw
 from auditor.errors import SampleError
 from auditor.model.adapter import Model
 from auditor.seeds import derive_rng
 
 POOL_KIND = "threads"
+
+
+@dataclass(frozen=True)
+class PixelChange:
+    """How each draw changed a sample's pixels, measured before preprocessing.
+
+    `sse[d]` is the exact sum of squared differences (uint8 units) between the clean and
+    the perturbed pixels of draw d, over `values` pixel values (H x W x 3, times the
+    frames of a video); `side` is the short side in pixels, which pixel-sized parameters
+    were scaled by. 0 means the draw left every pixel as it was.
+    """
+
+    side: int
+    values: int
+    sse: tuple[int, ...]
 
 
 @dataclass
@@ -53,6 +69,7 @@ class Scored:
     # Videos: `clean` and `perturbed` are per video; these are per frame, (1 + D) x F x K.
     frames: NDArray[np.float64] | None = None
     frame_indices: tuple[int, ...] = ()
+    change: PixelChange | None = None  # how much each draw changed the pixels
 
 
 @dataclass
@@ -77,6 +94,7 @@ class _Prepared:
     scored: int = 0  # rows with probabilities
     frames: int = 0  # videos: frames per draw (the tensor holds 1 + D runs of them)
     frame_indices: tuple[int, ...] = ()
+    change: PixelChange | None = None
 
 
 @dataclass
@@ -285,19 +303,27 @@ class Pipeline:
             decoded = data.decode(sample, self.max_pixels)
         except SampleError as exc:
             return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
-        tensor = self.fill_rows(decoded.image, sample.key, self.draws, self._rows())
+        image = decoded.image
+        tensor = self._rows()
+        sse = self.fill_rows(image, sample.key, self.draws, tensor)
+        change = PixelChange(min(image.shape[:2]), image.size, tuple(sse))
         # Only the tensor goes on: the decoded and perturbed pixels are dropped here.
-        return _Prepared(index, sample, tensor, decoded.sha256, decoded.converted)
+        return _Prepared(index, sample, tensor, decoded.sha256, decoded.converted, change=change)
 
     def fill_rows(
         self, image: NDArray[np.uint8], key: str, draws: Sequence[Draw], tensor: NDArray[Any]
-    ) -> NDArray[Any]:
-        """Write `image` clean, then under each of `draws`, into `tensor`'s 1 + D rows."""
+    ) -> list[int]:
+        """Write `image` clean, then under each of `draws`, into `tensor`'s 1 + D rows.
+
+        Returns each draw's `squared_error` against `image`: the pixels exist only here.
+        """
         self.model.to_tensor([image], out=tensor[:1])
+        sse = []
         for row, draw in enumerate(draws, start=1):
             out = perturb(image, draw, key, self.seed, self.scale_to_input)
+            sse.append(squared_error(image, out))
             self.model.to_tensor([out], out=tensor[row : row + 1])
-        return tensor
+        return sse
 
     def _rows(self) -> NDArray[Any]:
         """An image's tensor of 1 + D rows: a finished sample's, else a new one."""
@@ -323,8 +349,15 @@ class Pipeline:
         except SampleError as exc:
             return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
         clip = rows.clip
+        change = PixelChange(rows.side, rows.values, tuple(rows.sse))
         return _Prepared(
-            index, sample, rows.tensor, clip.sha256, frames=rows.frames, frame_indices=clip.indices
+            index,
+            sample,
+            rows.tensor,
+            clip.sha256,
+            frames=rows.frames,
+            frame_indices=clip.indices,
+            change=change,
         )
 
     def clip_rows(self, sample: data.Sample, draws: Sequence[Draw]) -> clips.ClipRows:
@@ -358,6 +391,7 @@ def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scor
             perturbed,
             frames,
             prepared.frame_indices,
+            prepared.change,
         )
     return Scored(
         prepared.index,
@@ -366,4 +400,5 @@ def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scor
         prepared.converted,
         prepared.probs[0],
         prepared.probs[1:],
+        change=prepared.change,
     )

@@ -130,11 +130,25 @@ class ShardRun:
                 labels if labels is not None else metrics.decide(clean, s.threshold, s.positive)
             )
             found = self.searches.run(scored, clean, targets, self.part.stats)
-        self.part.stats.add(clean, self.plan.in_order(per_level, found), labels, s)
+        keys = [item.sample.key for item in scored]
+        self.part.stats.add(clean, self.plan.in_order(per_level, found), labels, s, keys)
+        self._count_pixels(scored, shape[1])
         if self.sampled:  # the searches' images are not kept, so they offer none
             self._offer_moved(scored, clean, every, per_level, labels)
         if self.part.frame_stats is not None:
             self._count_frames(scored, labels, shape[1])
+
+    def _count_pixels(self, scored: list[Scored], levels: int) -> None:
+        """Count how each sampled level's draws changed the pixels (`PixelChange`)."""
+        changes = [item.change for item in scored]
+        if not levels or any(change is None for change in changes):
+            return  # a journal written before the pixel change was recorded
+        sse = np.array([c.sse for c in changes if c is not None], np.int64)
+        values = np.array([c.values for c in changes if c is not None], np.int64)
+        sides = [c.side for c in changes if c is not None]
+        indices = [planned.index for planned in self.sampled]
+        shaped = sse.reshape(len(scored), levels, self.repeats)
+        self.part.stats.add_pixels(indices, shaped, values, sides)
 
     def _count_frames(self, scored: list[Scored], labels: np.ndarray | None, levels: int) -> None:
         """Videos: count every frame as a sample of its own (the secondary figures)."""

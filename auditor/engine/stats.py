@@ -18,10 +18,13 @@ from numpy.typing import NDArray
 
 from auditor import metrics
 from auditor.adversarial.counts import SearchCounts
+from auditor.metrics import paired
 
 Probs = NDArray[np.float64]
 Labels = NDArray[np.int64]
 MOVED_PER_PERTURBATION = 3
+PSNR_STEPS = 100  # PSNR is counted in steps of 1 / PSNR_STEPS dB
+PEAK = 255.0  # the largest uint8 pixel value: PSNR's peak signal
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,108 @@ class ClassStats:
 
 
 @dataclass
+class PixelStats:
+    """How a level's draws changed the pixels: counts that add up across shards."""
+
+    measured: int = 0  # samples whose pixels were compared (none on a search's levels)
+    changed: int = 0  # samples with at least one draw that changed a pixel
+    identical: int = 0  # draws that changed no pixel (PSNR infinite)
+    psnr: Counter[int] = field(default_factory=Counter)  # other draws: PSNR in PSNR_STEPS
+
+    def add(self, sse: NDArray[np.int64], values: NDArray[np.int64]) -> None:
+        """Count samples: `sse` N x R squared differences per draw, `values` N pixel values."""
+        touched = sse > 0
+        self.measured += len(sse)
+        self.changed += int(touched.any(axis=1).sum())
+        self.identical += int((~touched).sum())
+        peak = np.broadcast_to(values[:, None], sse.shape)[touched] * PEAK**2
+        psnr = 10.0 * np.log10(peak / sse[touched])
+        self.psnr.update(metrics.value_counts(np.rint(psnr * PSNR_STEPS).astype(np.int64)))
+
+    def merge(self, other: PixelStats) -> None:
+        self.measured += other.measured
+        self.changed += other.changed
+        self.identical += other.identical
+        self.psnr.update(other.psnr)
+
+    def finish(self) -> dict[str, Any]:
+        """`changed_share`, `psnr_median` and `no_effect`; None and False where not measured."""
+        if not self.measured:
+            return {"changed_share": None, "psnr_median": None, "no_effect": False}
+        return {
+            "changed_share": metrics.rounded(self.changed / self.measured),
+            "psnr_median": self._median(),
+            "no_effect": self.changed == 0,
+        }
+
+    def _median(self) -> float | None:
+        """The median PSNR over draws, unchanged ones infinite; None where that is infinite."""
+        finite = sum(self.psnr.values())
+        total = finite + self.identical
+        low, high = (total - 1) // 2, total // 2  # the middle rank(s), 0-based
+        if high >= finite:  # an infinite value is in the middle
+            return None
+        keys = sorted(self.psnr)
+        ends = np.cumsum([self.psnr[k] for k in keys])
+        a, b = (keys[int(np.searchsorted(ends, rank, side="right"))] for rank in (low, high))
+        return round((a + b) / 2 / PSNR_STEPS, 2)
+
+
+@dataclass
+class Outcomes:
+    """Each counted sample's outcome bits at one level, in the order they were counted.
+
+    One byte (0 or 1) per sample and flag, so shards' outcomes concatenate; the results
+    store them as bitsets in manifest order (`auditor.metrics.paired`).
+    """
+
+    correct: bytearray = field(default_factory=bytearray)  # empty when unlabelled
+    robust: list[bytearray] = field(default_factory=list)  # per tolerance
+    flipped: bytearray = field(default_factory=bytearray)
+
+    def add(
+        self,
+        correct: NDArray[np.bool_] | None,
+        robust: Sequence[NDArray[np.bool_]],
+        flipped: NDArray[np.bool_],
+    ) -> None:
+        if not self.robust:
+            self.robust = [bytearray() for _ in robust]
+        if correct is not None:
+            self.correct += correct.astype(np.uint8).tobytes()
+        for mine, bits in zip(self.robust, robust):
+            mine += bits.astype(np.uint8).tobytes()
+        self.flipped += flipped.astype(np.uint8).tobytes()
+
+    def merge(self, other: Outcomes) -> None:
+        """Append `other`'s samples after these (their keys follow in `AuditStats.keys`)."""
+        if not self.robust:
+            self.robust = [bytearray() for _ in other.robust]
+        self.correct += other.correct
+        for mine, theirs in zip(self.robust, other.robust):
+            mine += theirs
+        self.flipped += other.flipped
+
+    def finish(self, order: Sequence[int], keys: Sequence[str]) -> dict[str, Any] | None:
+        """The bitsets in `order` (count positions sorted into manifest order), or None.
+
+        None when no outcome was kept (results merged from statistics without them).
+        """
+        if len(self.flipped) != len(order):
+            return None
+        index = np.asarray(order, np.intp)
+
+        def bitset(flags: bytearray) -> str:
+            return paired.pack_bits(np.frombuffer(bytes(flags), np.uint8)[index] > 0)
+
+        return {
+            "correct": bitset(self.correct) if len(self.correct) == len(order) else None,
+            "robust": {k: bitset(flags) for k, flags in zip(keys, self.robust)},
+            "flipped": bitset(self.flipped),
+        }
+
+
+@dataclass
 class LevelStats:
     """Everything `metrics.level_metrics` needs for one perturbation level, as sums."""
 
@@ -62,29 +167,48 @@ class LevelStats:
     deltas: Counter[int] = field(default_factory=Counter)  # quantized worst delta -> count
     per_class: dict[int, ClassStats] = field(default_factory=dict)
     scores: list[tuple[Counter[int], Counter[int]]] = field(default_factory=list)  # per repeat
+    pixels: PixelStats = field(default_factory=PixelStats)
+    outcomes: Outcomes = field(default_factory=Outcomes)
 
-    def add(self, clean: Probs, perturbed: Probs, labels: Labels | None, s: Scoring) -> None:
-        """Count samples: `clean` N x K, `perturbed` R x N x K."""
+    def add(
+        self,
+        clean: Probs,
+        perturbed: Probs,
+        labels: Labels | None,
+        s: Scoring,
+        keep_outcomes: bool = False,
+    ) -> None:
+        """Count samples: `clean` N x K, `perturbed` R x N x K.
+
+        `keep_outcomes`: also keep each sample's outcome bits (`Outcomes`), in the order
+        the samples are counted.
+        """
         if not self.within:
             self.within = [0] * len(s.tolerances)
             self.curve = [0] * len(metrics.CURVE_TOLERANCES)
         worst = metrics.deltas(clean, perturbed, s.delta_norm, labels).max(axis=0)
         base = metrics.decide(clean, s.threshold, s.positive)
         decisions = metrics.decide(perturbed, s.threshold, s.positive)
+        flipped = (decisions != base[None]).any(axis=0)
         self.n += len(clean)
-        self.flips += int((decisions != base[None]).any(axis=0).sum())
+        self.flips += int(flipped.sum())
         ordered = np.sort(worst)  # count of deltas <= b + slack, for every b at once
         within = np.searchsorted(ordered, np.asarray(s.tolerances) + metrics.FLOAT_SLACK, "right")
         curve = np.searchsorted(ordered, metrics.CURVE_TOLERANCES + metrics.FLOAT_SLACK, "right")
         self.within = [a + int(b) for a, b in zip(self.within, within)]
         self.curve = [a + int(b) for a, b in zip(self.curve, curve)]
         self.deltas.update(metrics.value_counts(metrics.quantize(worst)))
+        correct = None
         if labels is not None:
-            self._add_labelled(clean, perturbed, labels, decisions, s)
+            correct = self._add_labelled(clean, perturbed, labels, decisions, s)
+        if keep_outcomes:
+            robust = [worst <= b + metrics.FLOAT_SLACK for b in s.tolerances]
+            self.outcomes.add(correct, robust, flipped)
 
     def _add_labelled(
         self, clean: Probs, perturbed: Probs, labels: Labels, decisions: Any, s: Scoring
-    ) -> None:
+    ) -> NDArray[np.bool_]:
+        """Count the labelled figures; return which samples were correct under every draw."""
         robust = (decisions == labels[None]).all(axis=0)
         self.robust += int(robust.sum())
         for index in np.unique(labels).tolist():
@@ -104,6 +228,7 @@ class LevelStats:
                 q = metrics.quantize(rep[:, s.positive])
                 self.scores[r][0].update(metrics.value_counts(q[is_pos]))
                 self.scores[r][1].update(metrics.value_counts(q[~is_pos]))
+        return robust
 
     def merge(self, other: LevelStats) -> None:
         """Add `other`'s counts to these."""
@@ -122,6 +247,8 @@ class LevelStats:
         for mine, theirs in zip(self.scores, other.scores):
             mine[0].update(theirs[0])
             mine[1].update(theirs[1])
+        self.pixels.merge(other.pixels)
+        self.outcomes.merge(other.outcomes)
 
     def finish(
         self,
@@ -247,6 +374,8 @@ class AuditStats:
     moved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # search -> per level -> key (an objective) -> mergeable counts (queries, successes)
     adversarial: dict[str, list[dict[str, SearchCounts]]] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)  # the samples whose outcomes are kept, in order
+    sides: Counter[int] = field(default_factory=Counter)  # short side in px -> samples
 
     def add(
         self,
@@ -254,13 +383,35 @@ class AuditStats:
         perturbed: Sequence[Probs],
         labels: Labels | None,
         s: Scoring,
+        keys: Sequence[str] | None = None,
     ) -> None:
-        """Count a group of samples: `perturbed[j]` is R x N x K for level j."""
+        """Count a group of samples: `perturbed[j]` is R x N x K for level j.
+
+        With the samples' `keys`, each level also keeps their outcome bits (`Outcomes`).
+        """
         while len(self.levels) < len(perturbed):
             self.levels.append(LevelStats())
         self.clean.add(clean, labels, s)
+        if keys is not None:
+            self.keys.extend(keys)
         for stats, probs in zip(self.levels, perturbed):
-            stats.add(clean, probs, labels, s)
+            stats.add(clean, probs, labels, s, keep_outcomes=keys is not None)
+
+    def add_pixels(
+        self,
+        levels: Sequence[int],
+        sse: NDArray[np.int64],
+        values: NDArray[np.int64],
+        sides: Sequence[int],
+    ) -> None:
+        """Count how the draws changed the pixels: `sse[:, j]` (N x R) is for level `levels[j]`."""
+        self.sides.update(sides)
+        for j, index in enumerate(levels):
+            self.levels[index].pixels.add(sse[:, j], values)
+
+    def manifest_order(self) -> list[int]:
+        """The positions of the kept samples sorted by key: the results' manifest order."""
+        return sorted(range(len(self.keys)), key=self.keys.__getitem__)
 
     def offer_moved(self, perturbation: str, candidate: dict[str, Any]) -> bool:
         """Keep `candidate` if it is among the most moved; return whether it was kept."""
@@ -275,6 +426,8 @@ class AuditStats:
             self.levels.append(LevelStats())
         for mine, theirs in zip(self.levels, other.levels):
             mine.merge(theirs)
+        self.keys.extend(other.keys)
+        self.sides.update(other.sides)
         for name, candidates in other.moved.items():
             self.moved[name] = _top(self.moved.get(name, []) + candidates)
         for name, levels in other.adversarial.items():

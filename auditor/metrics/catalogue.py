@@ -144,6 +144,12 @@ LEFT_OUT = {
     "table; a per-class figure becomes a metric with a `read` function",
     "rr_curve": "RR on a fine grid of tolerances, drawn as a chart; RR at the audit's "
     "tolerances is `rr`",
+    "applied": "the parameters as applied to the images, not a measurement of the model",
+    "changed_share": "how much the perturbation changed the pixels: a fact of the "
+    "perturbation on this data, not of the model; shown beside the level's parameters",
+    "psnr_median": "the perturbation's strength on this data, not a measurement of the model",
+    "no_effect": "marks a level that changed no pixel (its figures measure nothing)",
+    "outcomes": "per-sample outcome bitsets for paired tests (`auditor compare`)",
 }
 
 

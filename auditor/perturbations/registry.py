@@ -29,6 +29,8 @@ Image = NDArray[np.uint8]
 
 REFERENCE_SIZE = 224
 """Pixel-sized parameters are tuned for images whose short side is this many pixels."""
+APPLIED_DIGITS = 6
+"""Decimals of applied parameter values and scale factors in the results."""
 
 
 # f(image, rng, **params) -> image; each function names its own keyword parameters.
@@ -141,10 +143,56 @@ def resolve_params(p: Perturbation, level: int | float | Mapping[str, float]) ->
     return {p.param_names[0]: float(level)}
 
 
+def scale_factor(short_side: float) -> float:
+    """The factor pixel-sized parameters are scaled by on an image of this short side."""
+    return short_side / REFERENCE_SIZE
+
+
 def scaled_params(p: Perturbation, params: Params, shape: tuple[int, ...]) -> Params:
     """Scale `p`'s pixel-sized parameters by the image's short side / REFERENCE_SIZE."""
-    factor = min(shape[0], shape[1]) / REFERENCE_SIZE
+    factor = scale_factor(min(shape[0], shape[1]))
     return {k: (v * factor if k in p.pixel_params else v) for k, v in params.items()}
+
+
+def applied_params(
+    pixel_params: Sequence[str], params: Mapping[str, Any], sides: Mapping[int, int] | None
+) -> dict[str, Any]:
+    """The parameters a level applied, given how many images had each short side (`sides`).
+
+    Returns `{"params": {name: value}, "scale": {"min", "median", "max"} | None}`. A
+    parameter that `scaled_params` scaled by a factor that varied over the images has
+    `{"min", "median", "max"}` over the images instead of one value; the others keep
+    their stated value. `scale` is None where nothing was scaled (`sides` None: scaling
+    off; no pixel-sized parameter; no image counted).
+    """
+    scaled = [k for k in params if k in pixel_params]
+    if not sides or not scaled:
+        return {"params": dict(params), "scale": None}
+    low, median, high = (scale_factor(side) for side in _min_median_max(sides))
+    out: dict[str, Any] = dict(params)
+    for name in scaled:
+        values = sorted(float(params[name]) * f for f in (low, median, high))
+        first, middle, last = (round(v, APPLIED_DIGITS) for v in values)
+        out[name] = first if first == last else {"min": first, "median": middle, "max": last}
+    scale = {"min": low, "median": median, "max": high}
+    return {"params": out, "scale": {k: round(v, APPLIED_DIGITS) for k, v in scale.items()}}
+
+
+def _min_median_max(counts: Mapping[int, int]) -> tuple[float, float, float]:
+    """Min, median (numpy's: the mean of the two middle ones for an even count) and max."""
+    keys = sorted(k for k, c in counts.items() if c > 0)
+    total = sum(counts[k] for k in keys)
+
+    def at(rank: int) -> int:
+        seen = 0
+        for key in keys:
+            seen += counts[key]
+            if seen > rank:
+                return key
+        raise ValueError(f"rank {rank} beyond {total} counts")
+
+    median = (at((total - 1) // 2) + at(total // 2)) / 2
+    return float(keys[0]), median, float(keys[-1])
 
 
 def apply(

@@ -282,3 +282,81 @@ def rr_by_tolerance(results: AuditResults) -> list[tuple[str, str]]:
         )
         charts.append((name, chart))
     return charts
+
+
+# ---------------------------------------------------------------- compare
+
+
+@dataclass(frozen=True)
+class Band:
+    """A series' 95% intervals: (x, low, high) at its points; a None interval breaks it."""
+
+    points: Sequence[tuple[float, list[float] | None]]
+
+
+def _band(frame: _Frame, index: int, band: Band) -> list[str]:
+    """Return a series' band as translucent polygons in its colour, one per unbroken run."""
+    colour = _style(index)[0]
+    runs: list[list[tuple[float, list[float]]]] = [[]]
+    for x, ci in band.points:
+        if ci is None:
+            runs.append([])
+        else:
+            runs[-1].append((x, ci))
+    shapes = []
+    for run in (r for r in runs if len(r) >= 2):
+        upper = [f"{_num(frame.px(x))},{_num(frame.py(ci[1]))}" for x, ci in run]
+        lower = [f"{_num(frame.px(x))},{_num(frame.py(ci[0]))}" for x, ci in reversed(run)]
+        shapes.append(
+            f'<polygon class="band" points="{" ".join(upper + lower)}" fill="{colour}" '
+            'fill-opacity="0.15" stroke="none"/>'
+        )
+    return shapes
+
+
+def banded_chart(
+    chart_id: str,
+    title: str,
+    series: Sequence[Series],
+    bands: Sequence[Band],
+    x: Axis,
+    y: Axis,
+    *,
+    width: int = NARROW,
+) -> str:
+    """Return `line_chart` with each series' 95% band drawn under the lines, in its colour."""
+    svg = line_chart(chart_id, title, series, x, y, width=width)
+    frame = _Frame(x, y, width - MARGIN_LEFT - MARGIN_RIGHT)
+    shapes = [shape for i, band in enumerate(bands) for shape in _band(frame, i, band)]
+    if not shapes:
+        return svg
+    first_line = '<g class="series">'
+    return svg.replace(first_line, "\n".join([*shapes, first_line]), 1)
+
+
+def compare_by_level(
+    names: Sequence[str], audits: Sequence[AuditResults], metric: str
+) -> list[tuple[str, str]]:
+    """(perturbation, chart) small multiples for `auditor compare`: `metric` ("ra" or "rr" at
+    the headline tolerance) against level, one line per model with its 95% band."""
+    reference = audits[0]
+    key = reference.headline_key
+    m = get(metric)
+    axis = _level_axis(reference)
+    y = Axis(m.heading(key), 0.0, 1.0, UNIT_TICKS)
+    charts = []
+    for index, name in enumerate(by_perturbation(reference)):
+        series, bands = [], []
+        for model, results in zip(names, audits):
+            rows = by_perturbation(results).get(name, [])
+            if metric == "ra":
+                start = measure(get("clean_accuracy"), results.clean)
+            else:
+                start = (1.0, [1.0, 1.0])  # at level 0 nothing moved
+            measured = [(float(r.level), *measure(m, r, key)) for r in rows]
+            series.append(Series(model, [(0.0, start[0])] + [(x, v) for x, v, _ in measured]))
+            bands.append(Band([(0.0, start[1])] + [(x, ci) for x, _, ci in measured]))
+        title = f"{m.heading(key)} against level: {name}"
+        chart_id = f"chart-{metric}-{index}"
+        charts.append((name, banded_chart(chart_id, title, series, bands, axis, y)))
+    return charts

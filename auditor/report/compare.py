@@ -1,20 +1,28 @@
 """`auditor compare`: audits of several models on the same data and configuration.
 
-RA and RR per level side by side; the levels where the models' RA intervals overlap but
-their RR intervals do not are flagged (two models a reviewer cannot tell apart by
-accuracy can still differ in how stable their outputs are); corruption error CE and its
-mean mCE are relative to the first model: CE = sum_l (1 - RA_model) / sum_l (1 - RA_ref).
+Models audited on the same manifest and settings saw the very same perturbed pixels, so
+their per-sample outcomes are paired: at each level, RA (correct) and RR at each
+tolerance (robust) of every model are tested against the first model (the reference)
+with the exact McNemar test on the samples where the two disagree
+(`auditor.metrics.paired`). "Different" means p < 0.05, with no correction for the
+number of tests, which is stated beside it. Levels where RA is not different but RR is
+lead the comparison: two models a reviewer cannot tell apart by accuracy can still
+differ in how stable their outputs are. Interval overlap is shown, never used to decide.
+Results without per-sample outcomes (from an older auditor) get no test, and say so.
+
+Corruption error CE and its mean mCE are relative to the first model:
+CE = sum_l (1 - RA_model) / sum_l (1 - RA_ref).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
 from auditor.metrics.catalogue import get, measure
+from auditor.metrics.paired import SIGNIFICANCE, Paired, paired_test, unpack_bits
 from auditor.results import AuditResults, LevelResult
 
 # What must match for a comparison to be fair; preprocessing may differ per model.
@@ -27,6 +35,7 @@ SAME_CONFIG = (
     "threshold",
     "limit",
     "scale_to_input",
+    "max_pixels",  # decoding caps the pixels: a different cap perturbs different images
 )
 
 
@@ -48,12 +57,47 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Tests:
+    """One model against the reference at one level: McNemar on RA and on RR per tolerance."""
+
+    ra: Paired | None  # None: unlabelled
+    rr: dict[str, Paired]  # tolerance key -> test
+
+
+@dataclass(frozen=True)
 class Row:
     perturbation: str
     level: int
     params: dict[str, Any]
     cells: list[Cell]
-    flagged: bool  # RA intervals all overlap, yet some pair of RR intervals is disjoint
+    # Per model after the reference: its tests against the reference; None where either
+    # audit has no per-sample outcomes for this level.
+    tests: list[Tests | None]
+    no_effect: bool  # the reference's level changed no pixel
+    key: str  # the headline tolerance
+
+    def disagrees(self, index: int) -> bool:
+        """RA not different but RR (headline) different, for model `index` (1-based)."""
+        test = self.tests[index - 1]
+        if test is None or test.ra is None or self.key not in test.rr:
+            return False
+        return not test.ra.different and test.rr[self.key].different
+
+    @property
+    def flagged(self) -> bool:
+        """Some model's RA is not different from the reference's while its RR is."""
+        return any(self.disagrees(i) for i in range(1, len(self.cells)))
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many levels differ from the reference on RA and on RR, and out of how many tests."""
+
+    ra_different: int
+    ra_tested: int
+    rr_different: int
+    rr_tested: int
+    untested: int  # levels without per-sample outcomes in one of the two audits
 
 
 @dataclass(frozen=True)
@@ -67,6 +111,30 @@ class Comparison:
     @property
     def reference(self) -> AuditResults:
         return self.audits[0]
+
+    @property
+    def key(self) -> str:
+        return self.reference.headline_key
+
+    def tally(self, index: int) -> Tally:
+        """The test counts of model `index` (1-based) against the reference."""
+        tests = [row.tests[index - 1] for row in self.rows]
+        done = [t for t in tests if t is not None]
+        ra = [t.ra for t in done if t.ra is not None]
+        rr = [t.rr[self.key] for t in done if self.key in t.rr]
+        return Tally(
+            sum(t.different for t in ra),
+            len(ra),
+            sum(t.different for t in rr),
+            len(rr),
+            len(tests) - len(done),
+        )
+
+    def disagreements(self) -> list[tuple[Row, int]]:
+        """(row, model index) where RA is not different but RR is, in the order of the levels."""
+        return [
+            (row, i) for row in self.rows for i in range(1, len(self.names)) if row.disagrees(i)
+        ]
 
 
 def _config_key(results: AuditResults) -> dict[str, Any]:
@@ -100,19 +168,30 @@ def check_comparable(audits: list[tuple[Path, AuditResults]]) -> None:
                 )
 
 
-def _overlap(a: list[float] | None, b: list[float] | None) -> bool | None:
-    if not a or not b:
+def paired_tests(reference: LevelResult, other: LevelResult) -> Tests | None:
+    """McNemar tests of `other` against `reference` at one level; None without outcomes.
+
+    Both levels must come from audits that `check_comparable` accepted: the same manifest,
+    so bit i is the same sample in both.
+    """
+    a, b = reference.outcomes, other.outcomes
+    if not a or not b or reference.n != other.n:
         return None
-    return a[0] <= b[1] and b[0] <= a[1]
-
-
-def _flag(cells: list[Cell]) -> bool:
-    pairs = list(combinations(cells, 2))
-    ra_agree = [_overlap(x.ra_ci, y.ra_ci) for x, y in pairs]
-    rr_agree = [_overlap(x.rr_ci, y.rr_ci) for x, y in pairs]
-    if any(v is None for v in ra_agree):
-        return False
-    return all(ra_agree) and any(v is False for v in rr_agree)
+    n = reference.n
+    try:
+        ra = None
+        if a.get("correct") is not None and b.get("correct") is not None:
+            ra = paired_test(unpack_bits(a["correct"], n), unpack_bits(b["correct"], n))
+        robust_a, robust_b = a.get("robust") or {}, b.get("robust") or {}
+        rr = {
+            k: paired_test(unpack_bits(robust_a[k], n), unpack_bits(robust_b[k], n))
+            for k in robust_a
+            if k in robust_b
+        }
+    except ValueError as exc:
+        where = f"{reference.perturbation} L{reference.level}"
+        raise ConfigError(f"the per-sample outcomes at {where} are damaged: {exc}") from None
+    return Tests(ra, rr)
 
 
 def corruption_error(
@@ -140,18 +219,56 @@ def _total_error(results: AuditResults, perturbation: str) -> float | None:
 
 
 def compare_results(audits: list[tuple[Path, AuditResults]]) -> Comparison:
-    """Check that the audits are comparable and line their levels up side by side."""
+    """Check that the audits are comparable, line their levels up and test each pair."""
     check_comparable(audits)
     results = [r for _, r in audits]
     key = results[0].headline_key
     index = [{(r.perturbation, r.level): r for r in res.results} for res in results]
     rows = []
     for level in results[0].results:
-        cells = [Cell.of(found.get((level.perturbation, level.level)), key) for found in index]
-        rows.append(Row(level.perturbation, level.level, level.params, cells, _flag(cells)))
+        found = [levels.get((level.perturbation, level.level)) for levels in index]
+        cells = [Cell.of(lv, key) for lv in found]
+        tests = [paired_tests(level, lv) if lv is not None else None for lv in found[1:]]
+        rows.append(
+            Row(level.perturbation, level.level, level.params, cells, tests, level.no_effect, key)
+        )
     ce, mce = corruption_error(results)
     names = [str(r.model.get("file_name") or Path(str(p)).name) for p, r in audits]
     return Comparison(names, results, rows, ce, mce)
+
+
+def p_text(p: float) -> str:
+    """`p = 0.0312`, `p = 1`, or `p < 0.001`."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
+
+
+def paired_text(test: Paired | None, label: str) -> str:
+    """`RA different (p = 0.0312; 9 vs 2)`: the verdict, p-value and discordant counts."""
+    if test is None:
+        return f"{label} not tested"
+    word = "different" if test.different else "not different"
+    return f"{label} {word} ({p_text(test.p)}; {test.only_a} vs {test.only_b})"
+
+
+def summary_lines(comparison: Comparison) -> list[str]:
+    """One line per model against the reference, for stderr."""
+    lines = []
+    reference = comparison.names[0]
+    for i, name in enumerate(comparison.names[1:], start=1):
+        t = comparison.tally(i)
+        if not t.rr_tested:
+            lines.append(
+                f"{name} against {reference}: no paired test (the results hold no per-sample "
+                "outcomes; audit both models again with this version of auditor)"
+            )
+            continue
+        ra = "RA not tested (no labels)"
+        if t.ra_tested:
+            ra = f"RA different at {t.ra_different} of {t.ra_tested} levels"
+        rr = f"RR(b={comparison.key}) at {t.rr_different} of {t.rr_tested}"
+        alpha = f"{SIGNIFICANCE:g}"
+        lines.append(f"{name} against {reference}: {ra}, {rr} (McNemar, p < {alpha})")
+    return lines
 
 
 def render_compare(comparison: Comparison) -> str:
@@ -160,10 +277,27 @@ def render_compare(comparison: Comparison) -> str:
     from auditor.version import __version__
 
     template = jinja_environment().get_template("compare.html")
+    labelled = all(a.labelled for a in comparison.audits)
     return template.render(
         c=comparison,
         css=stylesheet(),
         version=__version__,
-        key=comparison.reference.headline_key,
-        labelled=all(a.labelled for a in comparison.audits),
+        key=comparison.key,
+        labelled=labelled,
+        significance=SIGNIFICANCE,
+        tallies=[comparison.tally(i) for i in range(1, len(comparison.names))],
+        paired_text=paired_text,
+        p_text=p_text,
+        charts_ra=_charts(comparison, "ra") if labelled else [],
+        charts_rr=_charts(comparison, "rr"),
     )
+
+
+def _charts(comparison: Comparison, metric: str) -> list[tuple[str, Any]]:
+    """(perturbation, SVG) small multiples of `metric` against level, one line per model."""
+    from markupsafe import Markup
+
+    from auditor.report import charts
+
+    drawn = charts.compare_by_level(comparison.names, comparison.audits, metric)
+    return [(name, Markup(svg)) for name, svg in drawn]

@@ -121,13 +121,14 @@ def verdict_word(results: AuditResults) -> str:
 def _worst(results: AuditResults, metric: Metric) -> tuple[float, str] | None:
     """Return the lowest value of `metric` over all levels and where it is (`gaussian_noise L5`).
 
-    A metric measured per tolerance is read at the headline tolerance.
+    A metric measured per tolerance is read at the headline tolerance. Levels that changed
+    no pixel (`no_effect`) measured nothing and are left out.
     """
     key = results.headline_key
     found = [
         (v, f"{r.perturbation} L{r.level}")
         for r in results.results
-        if (v := measure(metric, r, key)[0]) is not None
+        if not r.no_effect and (v := measure(metric, r, key)[0]) is not None
     ]
     return min(found, key=lambda pair: pair[0]) if found else None
 
@@ -220,6 +221,8 @@ def _context(
         "keys": results.tolerance_keys,
         "headline": results.headline_key,
         "groups": list(charts.by_perturbation(results).items()),
+        # Results from before the pixel change was recorded have none: no columns for it.
+        "pixels": any(r.changed_share is not None for r in results.results),
         "binary": _binary_classes(results.model),
         "worst_ra": _worst(results, get("ra")),
         "worst_rr": _worst(results, get("rr")),

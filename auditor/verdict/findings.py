@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from auditor.results import AuditResults, Gate, LevelResult
+from auditor.results import AuditResults, Gate, LevelResult, spread_text
 
 COLLAPSE = 0.05  # a per-class rate at or below this: the class is (almost) never recognised
 STEADY = 0.02  # RA within this of the clean accuracy counts as unchanged
@@ -77,7 +77,7 @@ def _by_perturbation(levels: Iterable[LevelResult]) -> dict[str, list[LevelResul
 
 def _measured(results: AuditResults) -> list[LevelResult]:
     """The levels that measured something (not marked `no_effect`)."""
-    return [lv for lv in results.results if not getattr(lv, "no_effect", False)]
+    return [lv for lv in results.results if not lv.no_effect]
 
 
 def _span(rows: Sequence[LevelResult]) -> tuple[str, LevelResult]:
@@ -119,8 +119,9 @@ def _gate_evidence(gate: Gate) -> str:
 
 
 def _where(where: str) -> dict[str, Any]:
-    """`jpeg_compression L3` -> perturbation and level, when a gate names one."""
-    name, _, level = where.rpartition(" L")
+    """`jpeg_compression L3` (maybe `: reason` after it) -> perturbation and level."""
+    place = where.partition(": ")[0]
+    name, _, level = place.rpartition(" L")
     if name and level.isdigit():
         return {"perturbation": name, "level": int(level)}
     return {}
@@ -199,20 +200,33 @@ def chance_findings(results: AuditResults) -> list[Finding]:
 
 def no_effect_findings(results: AuditResults) -> list[Finding]:
     """Levels that changed no pixel: their RR measures nothing."""
-    rows = [lv for lv in results.results if getattr(lv, "no_effect", False)]
+    rows = [lv for lv in results.results if lv.no_effect]
     if not rows:
         return []
     where, first = _span(rows)
+    scaled = [
+        f"{lv.perturbation} L{lv.level} at {lv.applied_text()} (stated {params_text(lv.params)})"
+        for lv in rows
+        if lv.scaled
+    ]
+    applied = f" (as applied to these images: {'; '.join(scaled)})" if scaled else ""
     return [
         Finding(
             "no_effect",
             MEDIUM,
-            f"level(s) had no effect: no pixel changed on any sample at {where}; their RR is "
-            "not evidence of robustness",
+            f"level(s) had no effect: no pixel changed on any sample at {where}{applied}; "
+            "their RR is not evidence of robustness",
             first.perturbation,
             first.level,
+            "changed_share",
+            first.changed_share,
         )
     ]
+
+
+def params_text(params: dict[str, Any]) -> str:
+    """`sigma=1, quality=25`: stated parameters as the report writes them."""
+    return ", ".join(f"{k}={spread_text(v)}" for k, v in params.items())
 
 
 def hidden_movement_findings(results: AuditResults) -> list[Finding]:

@@ -1,7 +1,8 @@
 """Pass/fail gates: `--fail-under-ra` and `--fail-under-rr` over every level.
 
 These quick gates decide on the measured value alone; `auditor.verdict.policy` adds gates that
-decide on the 95% interval. `combine` turns any mix of gates into one verdict.
+decide on the 95% interval. `combine` turns any mix of gates into one verdict. A level
+that changed no pixel (`no_effect`) measured nothing, so no gate counts it as a pass.
 """
 
 from __future__ import annotations
@@ -35,12 +36,30 @@ def evaluate(
 def _quick_gate(
     metric: Metric, levels: Sequence[LevelResult], headline_key: str, threshold: float
 ) -> Gate:
-    """`metric` (at the headline tolerance) must reach `threshold` at every level."""
+    """`metric` (at the headline tolerance) must reach `threshold` at every level.
+
+    Levels that changed no pixel (`no_effect`) measured nothing: they are skipped, and
+    the gate's text names them.
+    """
     text = f"{metric.heading(headline_key)} >= {threshold:g} at every level"
+    skipped = [lv for lv in levels if lv.no_effect]
+    if skipped:
+        text += f" with an effect ({skipped_text(skipped)})"
     scored = [
-        (value, lv) for lv in levels if (value := measure(metric, lv, headline_key)[0]) is not None
+        (value, lv)
+        for lv in levels
+        if not lv.no_effect and (value := measure(metric, lv, headline_key)[0]) is not None
     ]
     return _worst_gate(metric.key, text, threshold, scored)
+
+
+def skipped_text(levels: Sequence[LevelResult]) -> str:
+    """`skipped, no pixel changed: gaussian_blur L1, L2` for the no-effect levels skipped."""
+    grouped: dict[str, list[str]] = {}
+    for lv in levels:
+        grouped.setdefault(lv.perturbation, []).append(f"L{lv.level}")
+    named = "; ".join(f"{name} {', '.join(names)}" for name, names in grouped.items())
+    return f"skipped, no pixel changed: {named}"
 
 
 def combine(gates: Sequence[Gate], rule: str, policy: dict | None = None) -> Verdict:

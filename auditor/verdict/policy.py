@@ -23,7 +23,7 @@ from auditor.errors import ConfigError
 from auditor.metrics import catalogue
 from auditor.metrics.catalogue import CLEAN, GATEABLE
 from auditor.results import AuditResults, Gate, LevelResult, Verdict, tolerance_key
-from auditor.verdict.gates import FAIL, INCONCLUSIVE, PASS, QUICK_RULE, combine
+from auditor.verdict.gates import FAIL, INCONCLUSIVE, PASS, QUICK_RULE, combine, skipped_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -266,6 +266,9 @@ def evaluate_gate(results: AuditResults, gate: PolicyGate) -> Gate:
     text = gate.describe(results.headline_key)
     bound = "min" if gate.min is not None else "max"
     checks = level_checks(results, gate)
+    skipped = skipped_levels(results, gate)
+    if skipped:
+        text += f" ({skipped_text(skipped)})"
     if not checks:
         return Gate(
             text,
@@ -273,7 +276,7 @@ def evaluate_gate(results: AuditResults, gate: PolicyGate) -> Gate:
             gate.threshold,
             None,
             False,
-            "no measured level matches",
+            "every matching level had no effect" if skipped else "no measured level matches",
             outcome=INCONCLUSIVE,
             bound=bound,
         )
@@ -308,17 +311,25 @@ class LevelCheck:
     value: float | None
     ci: list[float] | None
     outcome: str  # PASS | FAIL | INCONCLUSIVE, as `decide` gives it
+    reason: str = ""  # why it was not decided on its value (a level with no effect)
 
     @property
     def where(self) -> str:
-        """Where it was measured: `jpeg_compression L3`, or `clean`."""
-        return "clean" if self.level is None else f"{self.level.perturbation} L{self.level.level}"
+        """Where it was measured: `jpeg_compression L3`, or `clean`; then the reason, if any."""
+        place = "clean" if self.level is None else f"{self.level.perturbation} L{self.level.level}"
+        return f"{place}: {self.reason}" if self.reason else place
+
+
+NO_EFFECT = "no effect: no pixel changed on any sample, so this level measured nothing"
 
 
 def level_checks(results: AuditResults, gate: PolicyGate) -> list[LevelCheck]:
     """Return `gate` decided at each level it applies to, in the order of the results.
 
-    `evaluate_gate` takes the worst of these; the publish writers show each one.
+    A level that changed no pixel (`no_effect`) measured nothing: a gate that lists its
+    level number in `levels` is INCONCLUSIVE there, with the reason; a gate over every
+    level skips it (`skipped_levels`). `evaluate_gate` takes the worst of these checks;
+    the publish writers show each one.
     """
     metric = catalogue.get(gate.metric)
     key = gate.tolerance_key_for(results.headline_key)
@@ -326,14 +337,31 @@ def level_checks(results: AuditResults, gate: PolicyGate) -> list[LevelCheck]:
         value, ci = catalogue.measure(metric, results.clean, key, results.model)
         return [LevelCheck(None, value, ci, decide(value, ci, gate))]
     checks = []
-    for level in results.results:
-        if not fnmatch.fnmatchcase(level.perturbation, gate.perturbation):
-            continue
-        if gate.levels is not None and level.level not in gate.levels:
+    for level in _matching(results, gate):
+        if level.no_effect:
+            if gate.levels is not None:  # the gate names this level: it cannot be decided
+                checks.append(LevelCheck(level, None, None, INCONCLUSIVE, NO_EFFECT))
             continue
         value, ci = catalogue.measure(metric, level, key, results.model)
         checks.append(LevelCheck(level, value, ci, decide(value, ci, gate)))
     return checks
+
+
+def skipped_levels(results: AuditResults, gate: PolicyGate) -> list[LevelResult]:
+    """The no-effect levels a gate over every level skips (see `level_checks`)."""
+    if gate.levels is not None or catalogue.get(gate.metric).scope == CLEAN:
+        return []
+    return [level for level in _matching(results, gate) if level.no_effect]
+
+
+def _matching(results: AuditResults, gate: PolicyGate) -> list[LevelResult]:
+    """The levels a gate applies to: its perturbation glob, and its levels if it lists them."""
+    return [
+        level
+        for level in results.results
+        if fnmatch.fnmatchcase(level.perturbation, gate.perturbation)
+        and (gate.levels is None or level.level in gate.levels)
+    ]
 
 
 def recorded_gates(verdict: Verdict) -> tuple[PolicyGate, ...]:
