@@ -184,3 +184,20 @@ def test_three_class_model(tmp_path):
     )
     assert results.model["task"] == "multiclass" and results.model["positive_class"] is None
     assert results.results[0].auc is None and results.results[0].ra is not None
+
+
+def test_a_file_changed_between_passes_is_dropped_from_the_probe_and_stops_a_search(tmp_path):
+    """The probe leaves out a sample that no longer decodes; a search stops with one line."""
+    from auditor import data
+    from auditor.engine.probe import _rescored
+    from auditor.engine.shard import _decode_again
+    from auditor.errors import DataError, SampleError
+
+    def gone(*args):
+        raise SampleError("file not found")
+
+    assert _rescored(gone, None, None, ()) is None
+    assert _rescored(lambda *args: "rows", None, None, ()) == "rows"
+    missing = data.Sample(key="real/x.png", path=tmp_path / "x.png", label="real")
+    with pytest.raises(DataError, match=r"real/x.png changed on disk during the audit .*--resume"):
+        _decode_again(missing, 1000)

@@ -21,6 +21,7 @@ from auditor.engine import clips
 from auditor.engine.pipeline import Pipeline, Scored, opencv_threads
 from auditor.engine.plan import Draw
 from auditor.engine.stats import Scoring
+from auditor.errors import SampleError
 
 PROBE_SAMPLES = 8
 """Samples re-scored by the probe: the first ones by key, so every run picks the same."""
@@ -62,21 +63,32 @@ def run_probe(
     rescore = _rescore_clip if pipeline.sampling is not None else _rescore_image
     tuning = pipeline.tuning
     with opencv_threads(tuning.opencv), ThreadPoolExecutor(tuning.workers) as pool:
-        rows = list(pool.map(lambda job: rescore(pipeline, job, draws), jobs))
+        again = pool.map(lambda job: _rescored(rescore, pipeline, job, draws), jobs)
+        rows = [r for r in again if r is not None]
+    if not rows:  # every probe file changed on disk since the first pass
+        return {"n_samples": 0, "n_evaluations": 0, "max_abs_diff": 0.0, "decision_flips": 0}
     expected = np.concatenate([r[0] for r in rows])
-    again = np.concatenate([r[1] for r in rows])
+    fresh = np.concatenate([r[1] for r in rows])
     flips = metrics.decide(expected, scoring.threshold, scoring.positive) != metrics.decide(
-        again, scoring.threshold, scoring.positive
+        fresh, scoring.threshold, scoring.positive
     )
     return {
-        "n_samples": len(jobs),
+        "n_samples": len(rows),
         "n_evaluations": len(expected),
-        "max_abs_diff": metrics.rounded(float(np.abs(expected - again).max())),
+        "max_abs_diff": metrics.rounded(float(np.abs(expected - fresh).max())),
         "decision_flips": int(flips.sum()),
     }
 
 
 Rows = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+def _rescored(rescore: Any, pipeline: Pipeline, job: _Job, draws: Sequence[Draw]) -> Rows | None:
+    """`rescore`'s rows, or None for a sample whose file no longer decodes (changed since)."""
+    try:
+        return rescore(pipeline, job, draws)
+    except SampleError:
+        return None
 
 
 def _rescore_image(pipeline: Pipeline, job: _Job, draws: Sequence[Draw]) -> Rows:

@@ -22,6 +22,7 @@ from auditor.engine.partial import (
 from auditor.engine.pipeline import Failed, Pipeline, Scored
 from auditor.engine.plan import AuditPlan
 from auditor.engine.stats import AuditStats
+from auditor.errors import DataError, SampleError
 from auditor.model.adapter import Model
 
 Progress = Callable[[int, int], None]  # (units done, units in all)
@@ -232,7 +233,7 @@ class Searches:
         """Run every searched level on the group; return its points x N x K probs per level."""
         config = self.config
         group = Group(
-            images=[data.decode(item.sample, config.max_pixels).image for item in scored],
+            images=[_decode_again(item.sample, config.max_pixels) for item in scored],
             keys=[item.sample.key for item in scored],
             clean=clean,
             targets=np.asarray(targets, np.int64),
@@ -249,3 +250,14 @@ class Searches:
             stats.add_search_counts(planned.name, planned.level - 1, result.counts)
             found.append(result.probs)
         return found
+
+
+def _decode_again(sample: data.Sample, max_pixels: int) -> Any:
+    """A scored sample's pixels once more, for the searches; a file changed since stops the run."""
+    try:
+        return data.decode(sample, max_pixels).image
+    except SampleError as exc:
+        raise DataError(
+            f"{sample.key} changed on disk during the audit ({exc}); the work so far is in "
+            "the journal: run the audit again with --resume"
+        ) from None
