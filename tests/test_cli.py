@@ -199,7 +199,7 @@ def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tm
         (["check"], "Missing argument 'MODEL'. (see 'python -m auditor check --help')"),
         (["check", "m.onnx", "--data", ".", "--bogus"], "No such option '--bogus'"),
         (["nosuch"], "No such command 'nosuch'. (see 'python -m auditor --help')"),
-        (["check", "m.onnx", "--data", ".", "--suite", "nope"], "'nope' is not one of"),
+        (["check", "m.onnx", "--data", ".", "--suite", "nope"], "suite 'nope'; known: all, "),
         (["check", "m.onnx", "--data", ".", "--repeats", "x"], "'x' is not a valid integer"),
     ],
 )

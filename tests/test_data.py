@@ -122,3 +122,17 @@ def test_decode_refuses_images_over_max_pixels_and_reports_conversion(tmp_path):
     grey = tmp_path / "g.png"
     cv2.imwrite(str(grey), np.full((5, 6), 90, np.uint8))
     assert decode(Sample("g.png", grey, None)).converted == "gray"
+
+
+def test_media_of_reads_the_first_sample_only(data_dir, tmp_path):
+    from auditor.data.samples import media_of
+
+    assert media_of(data_dir) == "image"
+    videos = tmp_path / "videos"
+    (videos / "fake").mkdir(parents=True)
+    (videos / "fake" / "a.webm").write_bytes(b"not decoded: the suffix decides")
+    assert media_of(videos) == "video"
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"path": "fake/a.mov", "label": "fake"}\n')
+    assert media_of(manifest) == "video"
+    assert media_of(tmp_path / "missing") == "image"  # discover will say what is wrong

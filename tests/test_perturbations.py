@@ -319,6 +319,9 @@ def test_apply_rejects_what_is_not_an_rgb_uint8_image():
         apply("contrast", photo(), 6, np.random.default_rng(0))
 
 
-def test_get_lists_known_names():
-    with pytest.raises(ConfigError, match="known: .*contrast"):
+def test_get_suggests_the_closest_name_else_lists_the_known_ones():
+    with pytest.raises(ConfigError) as typo:
         get("contrastt")
+    assert str(typo.value) == "unknown perturbation 'contrastt'; did you mean contrast?"
+    with pytest.raises(ConfigError, match="unknown perturbation 'xyz'; known: block_occlusion, "):
+        get("xyz")

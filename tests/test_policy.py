@@ -64,7 +64,8 @@ def test_the_interface_example_parses(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[[gate]]\nmetric = 'accuracy'\nmin = 0.5\n", "metric must be one of"),
+        ("[[gate]]\nmetric = 'accuracy'\nmin = 0.5\n", "unknown metric 'accuracy'; did you mean"),
+        ("[[gate]]\nmin = 0.5\n", "metric must be one of"),
         ("[[gate]]\nmetric = 'ra'\n", "exactly one of min or max"),
         ("[[gate]]\nmetric = 'ra'\nmin = 0.5\nmax = 0.9\n", "exactly one of min or max"),
         ("[[gate]]\nmetric = 'ra'\nmin = 1.5\n", "threshold must be a number in [0, 1]"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,7 @@ def test_ctrl_c_writes_an_incomplete_report_and_says_how_to_resume(
     _, err = process.communicate(timeout=120)
     assert process.returncode == EXIT_CANNOT_RUN
     assert "interrupted after" in err and "--resume" in err and "Traceback" not in err
+    assert re.search(r"interrupted after \d+ of \d+ images x levels x repeats;", err)
     partial = json.loads((out / "report.json").read_text())
     assert partial["status"] == "incomplete"
     assert 0 < partial["progress"]["done"] < partial["progress"]["total"]

@@ -11,12 +11,15 @@ import click
 
 from auditor.cli.boundary import reports_errors
 from auditor.cli.options import (
+    CHECK_EXAMPLES,
+    CHECK_GROUPS,
+    GroupedCommand,
     Names,
     Number,
     NumberList,
     identity_options,
     model_options,
-    suite_names,
+    suite_choice,
 )
 from auditor.cli.reports import listed, output_targets, signing_key
 from auditor.config import (
@@ -36,7 +39,7 @@ from auditor.publish import WRITERS, Target, publish
 from auditor.settings import from_options
 
 
-@click.command()
+@click.command(cls=GroupedCommand, groups=CHECK_GROUPS, epilog=CHECK_EXAMPLES)
 @click.argument("model", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--data",
@@ -61,8 +64,8 @@ from auditor.settings import from_options
     "--suite",
     default="quick",
     show_default=True,
-    type=click.Choice(suite_names()),
-    help="Named set of perturbations.",
+    type=suite_choice(),
+    help="Named set of perturbations (auditor perturbations --suite NAME lists one).",
 )
 @click.option(
     "--tolerance",
@@ -93,7 +96,13 @@ from auditor.settings import from_options
     show_default=True,
     help="Random draws per sample and level; a sample counts only if all pass.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of every random draw: the same seed, the same results.",
+)
 @click.option(
     "--queries",
     type=int,
@@ -226,7 +235,7 @@ from auditor.settings import from_options
 @reports_errors
 def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the results JSON, HTML report and more."""
-    from auditor.cli.progress import ProgressBar
+    from auditor.cli.progress import audit_bar
     from auditor.engine.run import AuditInterrupted, run_audit
     from auditor.report.html import summary_line
     from auditor.verdict import policy
@@ -241,11 +250,12 @@ def check(**options: Any) -> None:
         raise ConfigError("--ray-address needs --engine ray")
     if config.engine == "ray":
         from auditor.engine.distributed import run_audit_ray as run_audit
+    bar = audit_bar(config.data_path, config.repeats)
     try:
-        results = _issued(run_audit(config, ProgressBar("auditing")), rules, options)
+        results = _issued(run_audit(config, bar), rules, options)
     except AuditInterrupted as stop:
         partial = _issued(stop.results, rules, options) if stop.results is not None else None
-        _report_interrupted(stop, partial, to, key)
+        _report_interrupted(stop, partial, to, key, bar.unit)
     written = publish(results, to, key)
     click.echo(summary_line(results), err=True)
     click.echo(f"auditor: wrote {listed(written)}", err=True)
@@ -262,9 +272,9 @@ def _issued(results: Any, rules: Any, options: dict[str, Any]) -> Any:
     return provenance.identify(results, options["auditor"], options["organisation"])
 
 
-def _report_interrupted(stop: Any, partial: Any, to: list[Target], key: Any) -> None:
+def _report_interrupted(stop: Any, partial: Any, to: list[Target], key: Any, unit: str) -> None:
     """Write what an interrupted audit did, marked incomplete; say how to resume; exit 2."""
-    done = f"{stop.done} of {stop.total} work units"
+    done = f"{stop.done} of {stop.total} {unit}"
     if partial is not None:
         written = publish(partial, to, key)
         click.echo(

@@ -99,6 +99,23 @@ def discover(path: Path, limit: int | None = None) -> Dataset:
     return dataset
 
 
+def media_of(path: Path) -> str:
+    """`"video"` or `"image"`: what the data at `path` holds, from its first sample alone.
+
+    `discover` refuses a mix of images and videos, so the first sample decides; a folder
+    is walked only up to it. Data `discover` would refuse reads as `"image"`.
+    """
+    path = Path(path)
+    try:
+        if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+            first = next((Path(raw) for raw, _ in _manifest_rows(path)), None)
+        else:
+            first = next((p for p in path.rglob("*") if _is_image(p) and p.is_file()), None)
+    except (OSError, DataError, UnicodeDecodeError):
+        return "image"
+    return "video" if first is not None and is_video(first) else "image"
+
+
 def _from_folder(root: Path) -> Dataset:
     try:
         return _walk(root)

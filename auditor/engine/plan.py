@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 
 from auditor.adversarial.registry import SEARCHES
 from auditor.config import AuditConfig
-from auditor.errors import ConfigError
 from auditor.perturbations.levels import (
     Entry,
     Params,
     parse_levels,
     reject_duplicates,
     split_spec,
+    unknown_name,
 )
 from auditor.perturbations.registry import REGISTRY, suite_members
 
@@ -147,10 +147,9 @@ def _resolve(spec: str, repeats: int) -> _Chosen:
     if name in SEARCHES:
         s = SEARCHES[name]
         return _Chosen(SEARCH, s, parse_levels(s, spec, groups), s.points, s.settings)
-    raise ConfigError(
-        f"unknown perturbation '{name}'; perturbations: {', '.join(sorted(REGISTRY))}; "
-        f"searches: {', '.join(sorted(SEARCHES))}"
-    )
+    perturbations, searches = sorted(REGISTRY), sorted(SEARCHES)
+    listing = f"perturbations: {', '.join(perturbations)}; searches: {', '.join(searches)}"
+    raise unknown_name("perturbation", name, [*perturbations, *searches], listing)
 
 
 def _draw(level: PlannedLevel, repeat: int) -> Draw:

@@ -3,12 +3,15 @@
 A level table is a tuple of parameter dicts, mildest first. `-p NAME:PARAM=v1,v2,...`
 replaces it: `split_spec` cuts a spec into the name and its groups, and `parse_levels`
 turns the groups into the levels of whichever registered entry the name found.
+`unknown_name` is the one error for a name no registry holds (a perturbation, a suite,
+a metric): it suggests the closest names rather than listing them all.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Protocol
 
@@ -132,3 +135,44 @@ def format_value(value: float) -> str:
     if float(short) != value and abs(pixels - round(pixels)) < 1e-9:
         return f"{round(pixels)}/255"
     return short
+
+
+MAX_SUGGESTIONS = 8
+"""At most this many names follow "did you mean"; the list stays one short line."""
+
+
+def unknown_name(
+    kind: str, name: str, known: Iterable[str], listing: str | None = None
+) -> ConfigError:
+    """The error for `name`, no known `kind`: the closest `known` names, else `listing`.
+
+    `listing` (default: `known: ` and every known name) is shown only when no name is
+    close, so a typo gets one suggestion rather than the whole registry.
+    """
+    known = list(known)
+    hint = did_you_mean(name, known) or listing or f"known: {', '.join(known)}"
+    return ConfigError(f"unknown {kind} '{name}'; {hint}")
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """`did you mean A, B or C?` for the `known` names close to `name`; '' if none is."""
+    close = _close(name, known) + _containing(name, known)
+    names = list(dict.fromkeys(close))[:MAX_SUGGESTIONS]
+    if not names:
+        return ""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"did you mean {listed}?"
+
+
+def _close(name: str, known: Sequence[str]) -> list[str]:
+    """The spellings nearest `name` (a typo), best first, all about as near as the best."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    ratios = [difflib.SequenceMatcher(None, name, other).ratio() for other in close]
+    # `gausian_noise` is 0.96 from gaussian_noise and 0.70 from linf_noise: one answer
+    return [other for other, ratio in zip(close, ratios) if ratio >= ratios[0] - 0.1]
+
+
+def _containing(name: str, known: Sequence[str]) -> list[str]:
+    """The names that contain `name` (`jpeg` -> jpeg_compression, jpeg_double), sorted."""
+    part = name.strip().lower()
+    return sorted(other for other in known if len(part) >= 3 and part in other.lower())

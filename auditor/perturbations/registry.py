@@ -23,6 +23,7 @@ from auditor.perturbations.levels import (
     parse_levels,
     reject_duplicates,
     split_spec,
+    unknown_name,
 )
 
 Image = NDArray[np.uint8]
@@ -119,12 +120,11 @@ def perturbation(
 
 
 def get(name: str) -> Perturbation:
-    """Return the registered perturbation `name`, or fail listing the known ones."""
+    """Return the registered perturbation `name`, or fail naming the closest known ones."""
     try:
         return REGISTRY[name]
     except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise ConfigError(f"unknown perturbation '{name}'; known: {known}") from None
+        raise unknown_name("perturbation", name, sorted(REGISTRY)) from None
 
 
 def resolve_params(p: Perturbation, level: int | float | Mapping[str, float]) -> Params:
@@ -236,10 +236,10 @@ def parse_spec(spec: str) -> PlannedPerturbation:
 
 
 def suite_members(suite: str | None) -> tuple[str, ...]:
-    """The perturbations of `suite` (None: the default, `quick`), or fail listing the suites."""
+    """The perturbations of `suite` (None: the default, `quick`), or fail naming close suites."""
     name = suite or "quick"
     if name not in SUITES:
-        raise ConfigError(f"unknown suite '{name}'; known: {', '.join(sorted(SUITES))}")
+        raise unknown_name("suite", name, sorted(SUITES))
     return SUITES[name]
 
 

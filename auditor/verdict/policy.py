@@ -144,12 +144,11 @@ def merge_settings(options: dict[str, Any], given: set[str], rules: Policy) -> d
         out[name] = value
     if rules.audit.get("suite") and not options.get("perturbations"):
         from auditor.perturbations import SUITES
+        from auditor.perturbations.levels import unknown_name
 
         if rules.audit["suite"] not in SUITES:
-            raise ConfigError(
-                f"policy {rules.path}: unknown suite {rules.audit['suite']!r}; "
-                f"expected one of {', '.join(sorted(SUITES))}"
-            )
+            unknown = unknown_name("suite", rules.audit["suite"], sorted(SUITES))
+            raise ConfigError(f"policy {rules.path}: {unknown}")
     # the gates' RR tolerances must be measured, and the headline must be one of them
     tolerances = tuple(sorted(set(out["tolerances"]) | set(rules.tolerances())))
     out["tolerances"] = tolerances
@@ -185,6 +184,11 @@ def _gate(table: Any, number: int, path: Path) -> PolicyGate:
         unknown = ", ".join(sorted(set(table) - set(GATE_KEYS)))
         raise ConfigError(f"{where}: unknown key(s) {unknown}; expected {', '.join(GATE_KEYS)}")
     metric = table.get("metric")
+    if isinstance(metric, str) and metric not in catalogue.CATALOGUE:  # a typo: suggest
+        # imported here: the perturbations load OpenCV, which rendering a report never needs
+        from auditor.perturbations.levels import unknown_name
+
+        raise ConfigError(f"{where}: {unknown_name('metric', metric, GATEABLE)}")
     if metric not in GATEABLE:
         raise ConfigError(f"{where}: metric must be one of {', '.join(GATEABLE)}, found {metric!r}")
     if ("min" in table) == ("max" in table):
