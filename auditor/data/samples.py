@@ -108,9 +108,9 @@ def media_of(path: Path) -> str:
     path = Path(path)
     try:
         if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
-            first = next((Path(raw) for raw, _ in _manifest_rows(path)), None)
+            first = next((Path(row.path) for row in read_rows(path)), None)
         else:
-            first = next((p for p in path.rglob("*") if _is_image(p) and p.is_file()), None)
+            first = next((p for p in path.rglob("*") if _is_media(p) and p.is_file()), None)
     except (OSError, DataError, UnicodeDecodeError):
         return "image"
     return "video" if first is not None and is_video(first) else "image"
