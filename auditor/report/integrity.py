@@ -1,7 +1,9 @@
 """The report's integrity: the embedded results JSON, its SHA-256, and Ed25519 signatures.
 
-The HTML report embeds its results JSON (the exact text of the `.json` file) in a
-`<script type="application/json">` block and shows that text's SHA-256 in its header.
+The HTML report embeds its results JSON in a `<script type="application/json">` block
+and shows the SHA-256 of the `.json` file's exact text in its header. The block is that
+text with each thumbnail stored once, as an image of the report, and named by its digest
+(`auditor.report.pixels`); `read_embedded` puts the images back, byte for byte.
 `auditor.report.verify` recomputes the digest, checks an optional signature over it,
 and re-renders the embedded results to check that the visible report says what they say.
 Signing needs the `cryptography` package (`pip install "auditor[sign]"`).
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import AuditorError, ConfigError
+from auditor.report.pixels import restore
 
 EMBED_ID = "auditor-results"
 _BLOCK = re.compile(
@@ -126,7 +129,7 @@ class Embedded:
 
 
 def read_embedded(text: str, origin: str) -> Embedded:
-    """Pull the embedded results and the claimed digest out of a report's HTML."""
+    """Pull the embedded results (images restored) and the claimed digest out of a report."""
     blocks = _BLOCK.findall(text)
     meta = {name: html.unescape(value) for name, value in _META.findall(text)}
     if len(blocks) != 1 or "auditor-results-sha256" not in meta:
@@ -140,5 +143,8 @@ def read_embedded(text: str, origin: str) -> Embedded:
             "fingerprint": meta.get("auditor-public-key-fingerprint", ""),
         }
     return Embedded(
-        blocks[0], meta["auditor-results-sha256"], meta.get("auditor-generator", ""), signature
+        restore(blocks[0], text),
+        meta["auditor-results-sha256"],
+        meta.get("auditor-generator", ""),
+        signature,
     )
