@@ -149,6 +149,10 @@ class AuditResults:
     summary: list[PerturbationSummary]
     thumbnails: dict[str, Any]
     verdict: Verdict
+    # What a reviewer must read first (`auditor.verdict.findings`), computed when the
+    # results are issued: [{rule, severity, text, perturbation, level, metric, value, ci}],
+    # most serious first. None (and absent from the JSON) in results never issued.
+    findings: list[dict[str, Any]] | None = None
     # Per perturbation, the samples whose probabilities moved most (largest delta first):
     # {"sample", "level", "label", "delta", "clean_probs", "perturbed_probs",
     #  "clean_thumbnail", "perturbed_thumbnail"}.
@@ -191,6 +195,8 @@ class AuditResults:
                 for key in MEASURED_LATER:
                     if level[key] in (None, False):
                         del level[key]
+        if body["findings"] is None:  # absent until issued
+            del body["findings"]
         return {"schema": body.pop("schema"), **body}
 
     @classmethod

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import cv2
@@ -132,11 +133,80 @@ def test_comparison_loads_nothing_and_logs_nothing(out):
     assert shot.stat().st_size > 10_000
 
 
+def test_the_first_screen_shows_the_headline_chart(out):
+    """At 1280x1000 the verdict, findings and the RA/RR chart are all in view."""
+    report = out / "first.html"
+    report.write_text(render_html(load_json(GOLD)))
+    shot = screenshot_dir(out) / "first-screen.png"
+    _, requests = browse(report, out, f"--screenshot={shot}", "--window-size=1280,1000")
+    assert requests == []
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (1000, 1280)
+    # the RA line (#0072B2) and the RR line (#D55E00) of the headline chart, in BGR
+    for bgr in ((178, 114, 0), (0, 94, 213)):
+        near = np.abs(image.astype(int) - np.array(bgr)).sum(axis=2) < 40
+        assert near.sum() > 200, bgr
+
+
+def pdf_pages(pdf: Path) -> list[str]:
+    """The text of each page of `pdf` as laid out (a table row on one line), by pdftotext."""
+    done = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    )
+    return done.stdout.split("\f")[:-1]  # a form feed ends each page
+
+
+class Headings(HTMLParser):
+    """The text of every heading and table caption of a page."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._open: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if re.fullmatch(r"h[1-6]|caption", tag):
+            self._open = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if re.fullmatch(r"h[1-6]|caption", tag) and self._open is not None:
+            self.found.append(" ".join("".join(self._open).split()))
+            self._open = None
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._open.append(data)
+
+
+# the running header and footer lines of a printed report
+RUNNING = re.compile(r"Robustness audit of \S+ Report \S+|auditor \S+ Page \d+ of \d+")
+
+
+def orphaned_headings(pdf: Path, html: str) -> list[tuple[int, str]]:
+    """(page, heading) for each page but the last whose text ends with a heading or caption."""
+    headings = set(Headings(html).found)
+    orphans = []
+    pages = pdf_pages(pdf)
+    for number, text in enumerate(pages[:-1], start=1):
+        lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+        lines = [line for line in lines if not RUNNING.fullmatch(line)]
+        for k in range(1, 5):  # a long heading wraps over a few lines
+            if " ".join(lines[-k:]) in headings:
+                orphans.append((number, " ".join(lines[-k:])))
+    return orphans
+
+
+def print_pdf(page: Path, out: Path) -> Path:
+    pdf = out / f"{page.stem}.pdf"
+    browse(page, out, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    return pdf
+
+
 def test_report_prints_on_a4(out):
     report = out / "print.html"
     report.write_text(render_html(load_json(GOLD)))
-    pdf = out / "report.pdf"
-    browse(report, out, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    pdf = print_pdf(report, out)
     data = pdf.read_bytes()
     boxes = {
         tuple(round(float(v)) for v in m.split())
@@ -144,3 +214,36 @@ def test_report_prints_on_a4(out):
     }
     assert boxes == {(0, 0, 595, 842)}  # A4 in points
     assert len(re.findall(rb"/Type\s*/Page\b(?!s)", data)) > 3
+
+
+PDFTOTEXT = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
+
+
+@PDFTOTEXT
+def test_every_printed_page_has_the_running_header_and_footer(out):
+    results = load_json(GOLD)
+    report = out / "running.html"
+    report.write_text(render_html(results))
+    pages = pdf_pages(print_pdf(report, out))
+    count = len(pages)
+    assert 8 <= count <= 30  # the golden report is about a dozen A4 pages
+    report_id = results.identification["report_id"]
+    for number, text in enumerate(pages, start=1):
+        assert f"Page {number} of {count}" in text
+        assert "Robustness audit of detector_a.onnx" in text and f"Report {report_id}" in text
+
+
+@PDFTOTEXT
+def test_no_printed_page_ends_with_a_heading(out):
+    lonely = out / "lonely.html"
+    lonely.write_text(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>t</title></head>'
+        '<body><p>text</p><h2>A lonely heading</h2><p style="break-before: page">its body</p>'
+        "</body></html>"
+    )
+    html = lonely.read_text()
+    assert orphaned_headings(print_pdf(lonely, out), html) == [(1, "A lonely heading")]
+    report = out / "headings.html"
+    html = render_html(load_json(GOLD))
+    report.write_text(html)
+    assert orphaned_headings(print_pdf(report, out), html) == []

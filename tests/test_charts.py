@@ -116,54 +116,107 @@ def test_any_label_gives_well_formed_svg(label: str) -> None:
     assert len(polylines(root)) == 1
 
 
-def test_ra_chart_has_one_line_per_perturbation_from_clean_accuracy(results: AuditResults) -> None:
-    root = parse(charts.ra_by_level(results))
-    lines = polylines(root)
-    assert len(lines) == 2
-    titles = [text_of(g, f"{SVG}title") for g in root.findall(f".//{SVG}g[@class='series']")]
-    assert titles == ["gaussian_noise", "jpeg_compression"]
-    for line in lines:
-        points = coordinates(line)
-        assert len(points) == 6  # clean plus five levels
-        # level 0 is the clean accuracy, the same for every perturbation
-        assert points[0] == coordinates(lines[0])[0]
+def panels(root: ET.Element) -> list[ET.Element]:
+    return root.findall(f".//{SVG}g[@class='panel']")
 
 
-def test_ra_chart_is_absent_without_labels(results: AuditResults) -> None:
-    unlabelled = dataclasses.replace(results, clean={**results.clean, "accuracy": None})
-    assert charts.ra_by_level(unlabelled) is None
-
-
-def test_rr_chart_starts_at_one(results: AuditResults) -> None:
-    root = parse(charts.rr_by_level(results))
-    lines = polylines(root)
-    assert len(lines) == 2
-    assert all(coordinates(line)[0][1] == charts.MARGIN_TOP for line in lines)
-    assert "b = 0.1" in text_of(root, f"{SVG}title")
-
-
-def test_rr_tolerance_charts_one_per_perturbation_one_line_per_level(
+def test_headline_chart_has_a_titled_panel_per_perturbation_with_ra_and_rr(
     results: AuditResults,
 ) -> None:
-    pairs = charts.rr_by_tolerance(results)
-    assert [name for name, _ in pairs] == ["gaussian_noise", "jpeg_compression"]
-    ids = set()
-    for _, svg in pairs:
-        root = parse(svg)
-        ids.add(root.get("id"))
-        lines = polylines(root)
+    root = parse(charts.headline(results))
+    found = panels(root)
+    assert [text_of(g, f"{SVG}title") for g in found] == ["gaussian_noise", "jpeg_compression"]
+    assert [text_of(g, f"{SVG}text[@class='panel-title']") for g in found] == [
+        "gaussian_noise",
+        "jpeg_compression",
+    ]
+    for panel in found:
+        names = [text_of(g, f"{SVG}title") for g in panel.findall(f"{SVG}g[@class='series']")]
+        assert names == ["RA", "RR(b=0.1)"]
+        ra, rr = (coordinates(line) for line in polylines(panel))
+        assert len(ra) == len(rr) == 6  # clean plus five levels
+        assert rr[0][1] == min(y for _, y in rr)  # RR starts at 1, the top
+    # level 0 of RA is the clean accuracy, the same in every panel
+    assert coordinates(polylines(found[0])[0])[0][1] == coordinates(polylines(found[1])[0])[0][1]
+
+
+def test_headline_chart_draws_the_intervals_around_the_lines(results: AuditResults) -> None:
+    panel = panels(parse(charts.headline(results)))[0]
+    bands = panel.findall(f"{SVG}polygon[@class='band']")
+    assert len(bands) == 2  # RA (with the clean interval) and RR
+    ra, rr = ([float(p.split(",")[1]) for p in b.get("points", "").split()] for b in bands)
+    assert len(ra) == 2 * 6 and len(rr) == 2 * 5  # RA from the clean interval, RR from L1
+    upper, lower = ra[:6], ra[6:][::-1]
+    line = [y for _, y in coordinates(polylines(panel)[0])]
+    assert all(u < y < low for u, y, low in zip(upper, line, lower))  # y grows downwards
+    # gaussian_noise L5: RA 0.513 [0.457, 0.569], a band 0.112 of the plot's height
+    assert lower[5] - upper[5] == pytest.approx(0.112 * charts.PANEL_HEIGHT, abs=0.2)
+
+
+def test_chance_line_for_a_binary_detector_only(results: AuditResults) -> None:
+    root = parse(charts.headline(results))
+    assert charts.chance(results) == 0.5
+    for panel in panels(root):
+        (line,) = panel.findall(f".//{SVG}g[@class='reference']/{SVG}line")
+        y = float(line.get("y1", "0"))
+        top = min(y for _, y in coordinates(polylines(panel)[1]))  # RR at 1
+        assert y == pytest.approx(top + charts.PANEL_HEIGHT / 2, abs=0.1)
+    legend = root.find(f".//{SVG}g[@class='legend-reference']/{SVG}text")
+    assert legend is not None and legend.text == "chance 0.50"
+    multiclass = dataclasses.replace(results, model={**results.model, "task": "multiclass"})
+    assert charts.chance(multiclass) is None
+    assert "reference" not in charts.headline(multiclass)
+
+
+def test_headline_without_labels_shows_rr_only(results: AuditResults) -> None:
+    unlabelled = dataclasses.replace(results, clean={**results.clean, "accuracy": None})
+    root = parse(charts.headline(unlabelled))
+    assert all(len(polylines(panel)) == 1 for panel in panels(root))
+    assert charts.per_class(unlabelled, "real", "fake") is None
+
+
+def test_per_class_chart_shows_each_class_of_a_binary_detector(results: AuditResults) -> None:
+    root = parse(charts.per_class(results, "real", "fake"))
+    found = panels(root)
+    assert len(found) == 2
+    names = [text_of(g, f"{SVG}title") for g in found[0].findall(f"{SVG}g[@class='series']")]
+    assert names == ["real kept real", "fake caught"]
+    real, fake = (coordinates(line) for line in polylines(found[0]))
+    assert real[0][1] < fake[0][1]  # clean: 0.960 real kept real above 0.927 fake caught
+    assert fake[-1][1] > real[-1][1]  # gaussian_noise L5: 36/150 fakes caught, 118/150 reals
+
+
+def test_levels_without_effect_are_hollow(results: AuditResults) -> None:
+    rows = list(results.results)
+    object.__setattr__(rows[0], "no_effect", True)
+    try:
+        svg = charts.headline(results)
+    finally:
+        object.__delattr__(rows[0], "no_effect")
+    assert 'fill="#fff"' in svg and "no pixel changed" in svg
+    assert 'fill="#fff"' not in charts.headline(results)
+
+
+def test_rr_tolerance_charts_one_panel_per_perturbation_one_line_per_level(
+    results: AuditResults,
+) -> None:
+    root = parse(charts.rr_by_tolerance(results))
+    found = panels(root)
+    assert [text_of(g, f"{SVG}title") for g in found] == ["gaussian_noise", "jpeg_compression"]
+    for panel in found:
+        lines = polylines(panel)
         assert len(lines) == 5
         assert all(len(coordinates(line)) == 51 for line in lines)
-    assert len(ids) == 2  # ids stay unique within one report
+    assert len(root.findall(f".//{SVG}g[@class='legend']")) == 5  # one legend for all panels
 
 
 def test_escaping_reaches_the_audit_charts(results: AuditResults) -> None:
     renamed = [dataclasses.replace(r, perturbation=NASTY) for r in results.results[:5]]
     odd = dataclasses.replace(results, results=renamed)
     for svg in [
-        charts.ra_by_level(odd),
-        charts.rr_by_level(odd),
-        charts.rr_by_tolerance(odd)[0][1],
+        charts.headline(odd),
+        charts.per_class(odd, "real", "fake"),
+        charts.rr_by_tolerance(odd),
     ]:
         parse(svg)
         assert svg is not None and "<b>" not in svg

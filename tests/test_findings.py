@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from auditor.results import AuditResults
-from auditor.verdict.findings import RULES, find, levels_text
+from auditor.verdict.findings import RULES, SEVERITY, documented_rules, find, levels_text
 
 GOLD = Path(__file__).parent / "gold" / "results.json"
 
@@ -118,3 +118,61 @@ def test_every_rule_is_documented_in_the_module() -> None:
 
     for name, _ in RULES:
         assert f"`{name}`" in (module.__doc__ or "")
+
+
+def test_most_of_one_class_missed_is_a_bias_finding() -> None:
+    found = [f for f in find(gold()) if f.rule == "class_bias"]
+    assert len(found) == 1  # gaussian_noise L5 catches 36/150 fakes
+    assert found[0].text == (
+        "gaussian_noise L5: the detector calls most fake samples real "
+        "(fake caught 36/150 [0.179, 0.314] at gaussian_noise L5)"
+    )
+    assert found[0].severity == "medium"
+
+    def collapse(data: dict) -> None:
+        level(data, "gaussian_noise", 5)["per_class"]["fake"].update(ra=0.02, ra_ci=[0.0, 0.06])
+
+    rules_found = rules(gold(collapse))
+    assert "class_collapse" in rules_found and "class_bias" not in rules_found
+
+
+def test_outputs_that_moved_on_most_samples_are_unstable() -> None:
+    assert "unstable" not in rules(gold())
+
+    def unstable(data: dict) -> None:
+        for n in (4, 5):
+            row = level(data, "gaussian_noise", n)
+            row["rr"]["0.1"], row["rr_ci"]["0.1"] = 0.15, [0.11, 0.2]
+
+    found = [f for f in find(gold(unstable)) if f.rule == "unstable"]
+    assert len(found) == 1
+    assert "(RR at most 0.2) at 2 level(s): gaussian_noise L4-L5" in found[0].text
+
+    def steady(data: dict) -> None:  # RA held: that is ra_hides_rr, not both
+        row = level(data, "jpeg_compression", 2)
+        row.update(ra=0.94)
+        row["rr"]["0.1"], row["rr_ci"]["0.1"] = 0.1, [0.07, 0.14]
+
+    assert "unstable" not in rules(gold(steady)) and "ra_hides_rr" in rules(gold(steady))
+
+
+def test_a_quick_gate_finding_shows_its_levels_interval() -> None:
+    from dataclasses import replace
+
+    from auditor.results import Gate, Verdict
+
+    results = gold()
+    quick = Gate("RA >= 0.6 at every level", "ra", 0.6, 0.513, False, "gaussian_noise L5")
+    found = find(replace(results, verdict=Verdict(False, [quick], "FAIL")))[0]
+    assert found.ci == results.results[4].ra_ci
+    assert found.text == (
+        "FAIL: RA >= 0.6 at every level: 0.513 [0.457, 0.569] at gaussian_noise L5, needs >= 0.6"
+    )
+
+
+def test_the_rules_are_documented_with_their_thresholds() -> None:
+    documented = dict(documented_rules())
+    assert list(documented) == [name for name, _ in RULES] == list(SEVERITY)
+    assert "its per-class rate at most 0.05" in documented["class_collapse"]
+    assert not any("`" in text for text in documented.values())  # every threshold filled in
+    assert all(text and not text.endswith((";", ".")) for text in documented.values())

@@ -40,3 +40,23 @@ def test_every_check_option_is_in_the_readme():
         if opt.startswith("--") and opt not in readme
     ]
     assert not missing, f"options missing from the README: {missing}"
+
+
+def test_the_readme_shows_the_first_screen_and_names_the_schema():
+    import struct
+
+    readme = (ROOT / "README.md").read_text()
+    assert "![The first screen of the quickstart report](docs/first-screen.png)" in readme
+    shot = ROOT / "docs" / "first-screen.png"
+    head = shot.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", head[16:24]) == (1280, 1000)  # the first screen
+    assert shot.stat().st_size < 150_000
+    assert (ROOT / "samples" / "screenshot.py").is_file()  # what regenerates it
+    assert "auditor/schema/results.schema.json" in readme
+    assert (ROOT / "auditor" / "schema" / "results.schema.json").is_file()
+
+
+def test_ci_installs_what_the_browser_tests_need():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install -y chromium poppler-utils" in ci

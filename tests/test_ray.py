@@ -26,7 +26,8 @@ from auditor import AuditConfig, run_audit
 from auditor.cli import main
 from auditor.engine.distributed import ShardWorker, run_audit_ray
 from auditor.errors import DataError
-from auditor.results import AuditResults, to_json
+from auditor.report.provenance import findings_of
+from auditor.results import AuditResults, load_json, to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "deepfake"
@@ -259,4 +260,6 @@ def test_audit_through_a_two_node_cluster(loopback_cluster, sample_config, local
     assert 1 <= written["environment"]["ray"]["nodes_used"] <= 2
     expected = dict(local_results, config=dict(local_results["config"]))
     expected["config"]["command_line"] = written["config"]["command_line"]
+    # check issues the results with their findings, computed from the figures compared here
+    assert written.pop("findings") == findings_of(load_json(out.with_suffix(".json")))
     assert comparable(written) == expected

@@ -190,25 +190,37 @@ def test_fragment_links_point_at_ids(page: Page) -> None:
     assert targets and set(targets) <= ids
 
 
+def thumbs(page: Page) -> list[dict[str, str | None]]:
+    """The thumbnails shown: inline SVGs that show a stored image by reference."""
+    return [a for a in page.all("svg") if a.get("class") == "thumb"]
+
+
 def test_accessible_structure(page: Page) -> None:
     assert page.all("html")[0].get("lang") == "en"
-    images = page.all("img")
+    images = thumbs(page)
     # clean and five levels for each of two perturbations; two moved samples (clean and
     # perturbed) for each of two perturbations
-    assert len(images) == 12 + 8
-    assert all((img.get("alt") or "").strip() for img in images)
+    assert len(images) == 12 + 8 and not page.all("img")
+    assert all((img.get("aria-label") or "").strip() for img in images)
+    assert all(img.get("role") == "img" for img in images)
     assert page.tables and all(t["caption"] for t in page.tables)
     assert all(a.get("scope") in ("col", "row", "rowgroup") for a in page.all("th"))
     assert page.headings[0] == 1 and page.headings.count(1) == 1
     assert all(b - a <= 1 for a, b in zip(page.headings, page.headings[1:]))
-    svgs = page.all("svg")
-    assert len(svgs) == 4  # RA, RR by level, RR by b for each of two perturbations
+    svgs = [s for s in page.all("svg") if s.get("class") == "chart"]
+    assert len(svgs) == 3  # the headline (RA and RR by level), per class, RR by b
     assert all(s.get("role") == "img" and s.get("aria-labelledby") for s in svgs)
 
 
 def test_sections_in_order(html: str) -> None:
     ids = [
         "summary",
+        "verdict-line",
+        "tested",
+        "findings",
+        "headline-chart",
+        "contents",
+        "glance",
         "identification",
         "scope-statement",
         "method",
@@ -224,9 +236,8 @@ def test_sections_in_order(html: str) -> None:
         "skipped-table",
         "sample-size",
         "charts",
-        "chart-ra",
-        "chart-rr",
-        "chart-rrb-0",
+        "chart-per-class",
+        "chart-rrb",
         "level-table",
         "binary-table",
         "summary-table",
@@ -239,9 +250,12 @@ def test_sections_in_order(html: str) -> None:
         "session-options",
         "determinism-table",
         "meaning",
+        "how-findings",
+        "rules-table",
         "crosswalk-table",
         "signature-table",
         "end-of-report",
+        "pixel-store",
         "auditor-results",
     ]
     positions = [html.index(f'id="{i}"') for i in ids]
@@ -264,8 +278,9 @@ def test_title_and_verdict(results: AuditResults, page: Page, html: str) -> None
     )
     assert "<title>Robustness audit of detector_a.onnx: PASS</title>" in render_html(passing)
     ungated = render_html(dataclasses.replace(results, verdict=Verdict(True, [])))
-    assert "<title>Robustness audit of detector_a.onnx: NO GATES</title>" in ungated
-    assert "No gate was set" in ungated
+    assert "<title>Robustness audit of detector_a.onnx: MEASUREMENTS ONLY</title>" in ungated
+    assert "Not assessed against a policy: measurements only" in ungated
+    assert "NO GATES" not in visible(ungated) and "passes by default" not in ungated
 
 
 def colspans(html: str, table_id: str) -> set[int]:
@@ -327,7 +342,7 @@ def test_unlabelled_shows_note_and_no_ra(results: AuditResults, html: str) -> No
     page = Page(out)
     assert "No labels: RR and flip rate only" in out
     assert "Lowest RA" not in out and "Mean RA" not in out
-    assert 'id="chart-ra"' not in out and 'id="binary-table"' not in out
+    assert 'id="chart-per-class"' not in out and 'id="binary-table"' not in out
     level_cols = page.table("level-table")["cols"]
     assert not [c for c in level_cols if "RA" in c]
     assert colspans(out, "level-table") == {len(level_cols)}
@@ -343,12 +358,12 @@ def test_unlabelled_shows_note_and_no_ra(results: AuditResults, html: str) -> No
     assert len(ra_only) >= 5
     assert all(ci in html and ci not in out for ci in ra_only)
     assert "RR(b = 0.1)" in page.table("level-table")["cols"]
-    assert len(page.all("svg")) == 3
+    assert len([s for s in page.all("svg") if s.get("class") == "chart"]) == 2
 
 
 def test_without_thumbnails(results: AuditResults) -> None:
     out = render_html(dataclasses.replace(results, thumbnails={}, moved={}))
-    assert "No thumbnails were saved" in out and "<img" not in out
+    assert "No thumbnails were saved" in out and 'class="thumb"' not in out
     assert "record no per-sample changes" in out
 
 
@@ -370,7 +385,7 @@ def test_only_inline_images_reach_img(results: AuditResults) -> None:
         )
     )
     assert "example.invalid" not in out and "javascript:" not in out and "onerror" not in out
-    assert len(Page(out).all("img")) == 1  # the clean image only
+    assert len(thumbs(Page(out))) == 1  # the clean image only
 
 
 def test_names_from_results_are_escaped(results: AuditResults) -> None:
@@ -423,7 +438,8 @@ def test_summary_line(results: AuditResults) -> None:
     )
     line = summary_line(unlabelled(results))
     assert line == (
-        "auditor: detector_a.onnx, 300 samples; worst RR@0.1 0.250 (gaussian_noise L5); no gates"
+        "auditor: detector_a.onnx, 300 samples; worst RR@0.1 0.250 (gaussian_noise L5); "
+        "measurements only, no policy"
     )
     passing = dataclasses.replace(results, verdict=Verdict(True, results.verdict.gates[1:]))
     assert summary_line(passing).endswith("; verdict PASS")
@@ -490,9 +506,10 @@ def test_audit_without_perturbations_renders(results: AuditResults) -> None:
         results, results=[], summary=[], thumbnails={}, verdict=Verdict(True, [])
     )
     page = Page(render_html(empty))
-    assert len(page.all("svg")) == 2  # RA and RR against level, with no lines
+    charts = [s for s in page.all("svg") if s.get("class") == "chart"]
+    assert len(charts) == 1  # the headline chart, with no panel
     assert summary_line(empty) == (
-        "auditor: detector_a.onnx, 300 samples, clean accuracy 0.943; no gates"
+        "auditor: detector_a.onnx, 300 samples, clean accuracy 0.943; measurements only, no policy"
     )
 
 

@@ -123,7 +123,7 @@ def test_determinism_probe_explains_last_bit_differences(results, probe, note, w
 def test_moved_samples(results, html):
     moved = section(html, "moved")
     page = Page(moved)
-    assert len(page.all("img")) == 8
+    assert len([a for a in page.all("svg") if a.get("class") == "thumb"]) == 8
     assert "real 0.050, fake 0.950" in moved  # the clean probabilities
     assert [t["id"] for t in page.tables] == ["moved-0", "moved-1"]
     many = {"gaussian_noise": results.moved["gaussian_noise"] * 10}
@@ -188,7 +188,7 @@ def test_embedded_json_is_the_only_script_and_is_data(html):
 
 def test_print_stylesheet():
     css = CSS.read_text()
-    assert "@page { size: A4" in css
+    assert "@page {\n  size: A4;" in css
     printing = css[css.index("@media print") :]
     assert "thead { display: table-header-group; }" in printing
     assert ".scroll { overflow: visible; }" in printing  # wide tables are not clipped

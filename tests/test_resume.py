@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import without_run_specifics, write_class_folders
+from conftest import schema_errors, without_run_specifics, write_class_folders
 
 from auditor.errors import EXIT_CANNOT_RUN, EXIT_OK
 
@@ -92,6 +92,10 @@ def test_ctrl_c_writes_an_incomplete_report_and_says_how_to_resume(
     assert partial["status"] == "incomplete"
     assert 0 < partial["progress"]["done"] < partial["progress"]["total"]
     assert partial["clean"]["n"] < 120
+    # issued like a complete audit: with findings, fitting the results schema
+    assert isinstance(partial["findings"], list) and schema_errors(partial) == []
+    html = (out / "report.html").read_text()
+    assert "<title>Robustness audit of binary.onnx: INCOMPLETE</title>" in html
     resumed = start(command(binary_model, big_data, out, "--resume"))
     _, err = resumed.communicate()
     assert resumed.returncode == EXIT_OK, err

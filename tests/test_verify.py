@@ -57,9 +57,36 @@ def test_embedded_json_round_trips_and_its_digest_is_in_the_header(report):
     assert len(embedded.identification["report_id"]) == 36
 
 
+def embedded_block(text: str) -> str:
+    start = text.index('<script type="application/json" id="auditor-results">\n') + 54
+    return text[start : text.index("</script>", start)]
+
+
 def test_intact_report_verifies(report):
     result = run("verify", report)
-    assert result.exit_code == EXIT_OK and "intact" in result.stderr
+    assert result.exit_code == EXIT_OK
+    assert result.stderr.endswith(
+        ": intact, unsigned: the text matches the embedded results; anyone with the results "
+        "file could have produced it\n"
+    )
+
+
+def test_thumbnails_are_stored_once_and_covered_by_the_digest(report):
+    text = report.read_text()
+    results = load_json(GOLD)
+    clean = results.thumbnails["clean"]
+    assert text.count(clean) == 1  # shown beside each perturbation, stored once
+    block = embedded_block(text)
+    assert "data:image/" not in block and '"\\u0070x:' in block
+    tokens = re.findall(r'"\\u0070x:([0-9a-f]{64})"', block)
+    assert hashlib.sha256(clean.encode()).hexdigest() in tokens
+    # the restored JSON is the results file: the digest covers the pixels
+    assert from_json(read_embedded(text, "r").json_text).thumbnails == results.thumbnails
+    at = text.index(clean) + len(clean) - 8  # change one pixel byte of the stored image
+    changed = text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1 :]
+    report.write_text(changed)
+    result = run("verify", report)
+    assert result.exit_code == EXIT_GATE_FAILED and "ALTERED" in result.stderr
 
 
 @pytest.mark.parametrize("where", ["json", "visible", "digest"])
@@ -124,7 +151,9 @@ def test_a_forged_digest_fails_the_signature(tmp_path):
     found = read_embedded(text, "signed")
     forged_json = found.json_text.replace('"n_samples": 300', '"n_samples": 301', 1)
     forged_digest = hashlib.sha256(forged_json.encode()).hexdigest()
-    text = text.replace(found.json_text, forged_json).replace(found.claimed_digest, forged_digest)
+    block = embedded_block(text)  # the JSON as embedded: its images are in the pixel store
+    forged_block = block.replace('"n_samples": 300', '"n_samples": 301', 1)
+    text = text.replace(block, forged_block).replace(found.claimed_digest, forged_digest)
     out.write_text(text)
     result = run("verify", out, "--public-key", public)
     assert result.exit_code == EXIT_GATE_FAILED
@@ -135,6 +164,35 @@ def test_unsigned_report_with_public_key_is_not_verified(report, tmp_path):
     _, public = keypair(tmp_path)
     result = run("verify", report, "--public-key", public)
     assert result.exit_code == EXIT_GATE_FAILED and "not signed" in result.stderr
+    assert "ALTERED" not in result.stderr  # the text is intact; it is only unsigned
+
+
+def test_a_signed_report_names_its_key_without_one_given(tmp_path):
+    private, public = keypair(tmp_path)
+    out = tmp_path / "signed.html"
+    assert run("render", GOLD, "-o", out, "--sign-key", private).exit_code == EXIT_OK
+    fingerprint = read_embedded(out.read_text(), "signed").signature["fingerprint"]
+    result = run("verify", out)
+    assert result.exit_code == EXIT_OK
+    assert f": intact, signed by {fingerprint} (checked with the key the report carries)" in (
+        result.stderr
+    )
+    assert "compare that fingerprint with the one you trust" in result.stderr
+    given = run("verify", out, "--public-key", public)
+    assert f"intact, signed by {fingerprint} (checked with --public-key)" in given.stderr
+
+
+def test_a_rendered_report_says_it_came_from_a_results_file(report):
+    text = report.read_text()
+    digest = hashlib.sha256(GOLD.read_bytes()).hexdigest()
+    ident = text[text.index('<section id="identification"') :]
+    ident = ident[: ident.index("</section>")]
+    assert f"auditor render, from the results file {GOLD} (sha256 {digest})" in ident
+    assert "not produced by an audit run" in ident
+    header = text[text.index("<header>") : text.index("</header>")]  # the first screen
+    assert "re-rendered from a results file, not produced by an audit run" in header
+    found = from_json(read_embedded(text, "r").json_text)
+    assert found.identification["rendered_from"] == {"path": str(GOLD), "sha256": digest}
 
 
 def test_bad_signing_keys_exit_2(tmp_path):

@@ -237,7 +237,7 @@ def check(**options: Any) -> None:
     """Audit MODEL on the images under --data; write the results JSON, HTML report and more."""
     from auditor.cli.progress import audit_bar
     from auditor.engine.run import AuditInterrupted, run_audit
-    from auditor.report.html import summary_line
+    from auditor.report.html import summary_lines
     from auditor.verdict import policy
 
     rules = policy.load_policy(options["policy_path"]) if options["policy_path"] else None
@@ -257,7 +257,7 @@ def check(**options: Any) -> None:
         partial = _issued(stop.results, rules, options) if stop.results is not None else None
         _report_interrupted(stop, partial, to, key, bar.unit)
     written = publish(results, to, key)
-    click.echo(summary_line(results), err=True)
+    click.echo("\n".join(summary_lines(results)), err=True)
     click.echo(f"auditor: wrote {listed(written)}", err=True)
     sys.exit(EXIT_OK if results.verdict.passed else EXIT_GATE_FAILED)
 

@@ -71,10 +71,23 @@ def render(results_path: Path, output: Path, formats: str, **options: Any) -> No
 
     to = output_targets(formats, output, None, RENDERED)
     key = signing_key(options["sign_key"])
+    loaded = load_results(results_path)
+    # the report says it was rendered from this file, not produced by an audit run
+    source = {"path": str(results_path), "sha256": file_sha256(results_path)}
     results = provenance.identify(
-        load_results(results_path), options["auditor"], options["organisation"]
+        loaded, options["auditor"], options["organisation"], rendered_from=source
     )
     click.echo(f"auditor: wrote {listed(publish(results, to, key))}", err=True)
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of the file's bytes."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the results {path}: {exc.strerror}") from exc
 
 
 def load_results(path: Path) -> Any:
@@ -126,7 +139,7 @@ def compare(results_paths: tuple[Path, ...], output: Path) -> None:
 )
 @reports_errors
 def verify(report_path: Path, public_key: Path | None) -> None:
-    """Check an archived report: exit 0 intact, 1 altered, 2 unreadable."""
+    """Check an archived report: exit 0 intact, 1 altered or not signed, 2 unreadable."""
     from auditor.report.verify import verify_report
 
     outcome = verify_report(report_path, public_key)
@@ -135,5 +148,5 @@ def verify(report_path: Path, public_key: Path | None) -> None:
     for problem in outcome.problems:
         click.echo(f"auditor: ALTERED: {problem}", err=True)
     if outcome.intact:
-        click.echo(f"auditor: {report_path}: intact", err=True)
-    sys.exit(EXIT_OK if outcome.intact else EXIT_ALTERED)
+        click.echo(f"auditor: {report_path}: {outcome.summary()}", err=True)
+    sys.exit(EXIT_OK if outcome.passed else EXIT_ALTERED)

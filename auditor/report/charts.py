@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape as _escape
 
@@ -35,10 +36,16 @@ UNIT_TICKS = tuple((v / 5, f"{v / 5:.1f}") for v in range(6))
 
 @dataclass(frozen=True)
 class Series:
-    """One line: its legend label and its (x, y) points; a point whose y is None is left out."""
+    """One line: its legend label and its (x, y) points; a point whose y is None is left out.
+
+    `band` holds the (x, low, high) of its 95% intervals, drawn as a shaded band; points
+    whose x is in `hollow` are drawn as hollow markers (levels that measured nothing).
+    """
 
     label: str
     points: Sequence[tuple[float, float | None]]
+    band: Sequence[tuple[float, float, float]] = ()
+    hollow: frozenset[float] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,11 @@ def _num(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _marker(kind: str, x: float, y: float, colour: str) -> str:
-    """Return the SVG of one marker centred on (x, y)."""
+def _marker(kind: str, x: float, y: float, colour: str, outline: str | None = None) -> str:
+    """Return the SVG of one marker centred on (x, y); with `outline`, a hollow one."""
     style = f'class="marker-{kind}" fill="{colour}"'
+    if outline is not None and outline != colour:
+        style += f' stroke="{outline}" stroke-width="1.5"'
     if kind == "circle":
         return f'<circle {style} cx="{_num(x)}" cy="{_num(y)}" r="3.5"/>'
     if kind == "square":
@@ -86,8 +95,8 @@ def _style(index: int) -> tuple[str, str, str]:
     )
 
 
-def _short(label: str) -> str:
-    return label if len(label) <= LEGEND_CHARS else label[: LEGEND_CHARS - 1] + "\u2026"
+def _short(label: str, limit: int = LEGEND_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -97,30 +106,37 @@ class _Frame:
     x: Axis
     y: Axis
     width: float  # of the plot area
+    left: float = MARGIN_LEFT
+    top: float = MARGIN_TOP
+    height: float = PLOT_HEIGHT
 
     @property
     def bottom(self) -> float:
-        return MARGIN_TOP + PLOT_HEIGHT
+        return self.top + self.height
+
+    @property
+    def right(self) -> float:
+        return self.left + self.width
 
     def px(self, value: float) -> float:
         span = self.width - 2 * INSET
-        return MARGIN_LEFT + INSET + (value - self.x.low) / (self.x.high - self.x.low) * span
+        return self.left + INSET + (value - self.x.low) / (self.x.high - self.x.low) * span
 
     def py(self, value: float) -> float:
         value = min(max(value, self.y.low), self.y.high)
-        return self.bottom - (value - self.y.low) / (self.y.high - self.y.low) * PLOT_HEIGHT
+        return self.bottom - (value - self.y.low) / (self.y.high - self.y.low) * self.height
 
 
-def _axes(frame: _Frame, x_mark: tuple[float, str] | None) -> list[str]:
+def _axes(frame: _Frame, x_mark: tuple[float, str] | None, labels: bool = True) -> list[str]:
     """Return the grid, ticks, axis lines, axis labels and the optional mark on x."""
-    right, bottom = MARGIN_LEFT + frame.width, frame.bottom
+    left, top, right, bottom = frame.left, frame.top, frame.right, frame.bottom
     grid = [
-        f'<line x1="{MARGIN_LEFT}" x2="{_num(right)}" y1="{_num(frame.py(v))}" '
+        f'<line x1="{_num(left)}" x2="{_num(right)}" y1="{_num(frame.py(v))}" '
         f'y2="{_num(frame.py(v))}"/>'
         for v, _ in frame.y.ticks
     ]
     ticks = [
-        f'<text x="{MARGIN_LEFT - 6}" y="{_num(frame.py(v) + 4)}" text-anchor="end">'
+        f'<text x="{_num(left - 6)}" y="{_num(frame.py(v) + 4)}" text-anchor="end">'
         f"{escape(text)}</text>"
         for v, text in frame.y.ticks
     ] + [
@@ -131,13 +147,13 @@ def _axes(frame: _Frame, x_mark: tuple[float, str] | None) -> list[str]:
     if x_mark is not None:
         at = _num(frame.px(x_mark[0]))
         grid.append(
-            f'<line x1="{at}" x2="{at}" y1="{MARGIN_TOP}" y2="{bottom}" '
+            f'<line x1="{at}" x2="{at}" y1="{_num(top)}" y2="{_num(bottom)}" '
             'stroke="#57606a" stroke-dasharray="3 3"/>'
         )
         ticks.append(
-            f'<text x="{at}" y="{MARGIN_TOP - 3}" text-anchor="middle">{escape(x_mark[1])}</text>'
+            f'<text x="{at}" y="{_num(top - 3)}" text-anchor="middle">{escape(x_mark[1])}</text>'
         )
-    return [
+    parts = [
         '<g class="grid" stroke="#e5e8eb">',
         *grid,
         "</g>",
@@ -145,26 +161,66 @@ def _axes(frame: _Frame, x_mark: tuple[float, str] | None) -> list[str]:
         *ticks,
         "</g>",
         f'<path class="axis" fill="none" stroke="#1b1f24" '
-        f'd="M{MARGIN_LEFT},{MARGIN_TOP} V{bottom} H{_num(right)}"/>',
-        f'<text class="label" x="{_num(MARGIN_LEFT + frame.width / 2)}" y="{bottom + 36}" '
-        f'text-anchor="middle">{escape(frame.x.label)}</text>',
-        f'<text class="label" transform="translate(14 {_num(MARGIN_TOP + PLOT_HEIGHT / 2)}) '
-        f'rotate(-90)" text-anchor="middle">{escape(frame.y.label)}</text>',
+        f'd="M{_num(left)},{_num(top)} V{_num(bottom)} H{_num(right)}"/>',
+    ]
+    if labels:
+        parts += [
+            f'<text class="label" x="{_num(left + frame.width / 2)}" y="{_num(bottom + 36)}" '
+            f'text-anchor="middle">{escape(frame.x.label)}</text>',
+            f'<text class="label" transform="translate(14 {_num(top + frame.height / 2)}) '
+            f'rotate(-90)" text-anchor="middle">{escape(frame.y.label)}</text>',
+        ]
+    return parts
+
+
+def _reference(frame: _Frame, reference: tuple[float, str] | None) -> list[str]:
+    """A dashed horizontal line at a reference value (chance), labelled at its right end."""
+    if reference is None:
+        return []
+    value, text = reference
+    y = _num(frame.py(value))
+    label = (
+        f'<text x="{_num(frame.right - 2)}" y="{_num(frame.py(value) - 4)}" text-anchor="end" '
+        f'font-size="11" fill="#1b1f24">{escape(text)}</text>'
+        if text
+        else ""
+    )
+    return [
+        f'<g class="reference"><line x1="{_num(frame.left)}" x2="{_num(frame.right)}" '
+        f'y1="{y}" y2="{y}" stroke="#1b1f24" stroke-width="1.2" stroke-dasharray="5 4"/>'
+        f"{label}</g>"
+    ]
+
+
+def _band(frame: _Frame, index: int, series: Series) -> list[str]:
+    """The series' 95% intervals as a translucent band in its colour."""
+    ok = [(x, lo, hi) for x, lo, hi in series.band if math.isfinite(lo) and math.isfinite(hi)]
+    if not ok:
+        return []
+    colour = _style(index)[0]
+    upper = [f"{_num(frame.px(x))},{_num(frame.py(hi))}" for x, _, hi in ok]
+    lower = [f"{_num(frame.px(x))},{_num(frame.py(lo))}" for x, lo, _ in reversed(ok)]
+    return [
+        f'<polygon class="band" points="{" ".join(upper + lower)}" fill="{colour}" '
+        'fill-opacity="0.16" stroke="none"/>'
     ]
 
 
 def _line(frame: _Frame, index: int, series: Series, marker_step: int) -> list[str]:
     """Return one series: a polyline and its markers, titled with the series label."""
     colour, marker, dash = _style(index)
-    points = [
-        (frame.px(a), frame.py(b)) for a, b in series.points if b is not None and math.isfinite(b)
-    ]
+    kept = [(a, b) for a, b in series.points if b is not None and math.isfinite(b)]
+    points = [(frame.px(a), frame.py(b)) for a, b in kept]
     coords = " ".join(f"{_num(a)},{_num(b)}" for a, b in points)
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+    markers = [
+        _marker(marker, x, y, "#fff" if a in series.hollow else colour, colour)
+        for (a, _), (x, y) in list(zip(kept, points))[::marker_step]
+    ]
     return [
         f'<g class="series"><title>{escape(series.label)}</title>',
         f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"{dash_attr}/>',
-        *(_marker(marker, a, b, colour) for a, b in points[::marker_step]),
+        *markers,
         "</g>",
     ]
 
@@ -179,6 +235,20 @@ def _legend_entry(index: int, label: str, lx: float, ly: float) -> str:
     )
 
 
+def _open_svg(chart_id: str, title: str, width: float, height: float, desc: str = "") -> list[str]:
+    ident = escape(chart_id)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+        f'width="{_num(width)}" height="{_num(height)}" viewBox="0 0 {_num(width)} {_num(height)}" '
+        f'aria-labelledby="{ident}-title" id="{ident}" '
+        'font-family="system-ui, sans-serif" font-size="12" fill="#1b1f24">',
+        f'<title id="{ident}-title">{escape(title)}</title>',
+    ]
+    if desc:
+        parts.append(f"<desc>{escape(desc)}</desc>")
+    return parts
+
+
 def line_chart(
     chart_id: str,
     title: str,
@@ -189,23 +259,23 @@ def line_chart(
     width: int = WIDE,
     marker_step: int = 1,
     x_mark: tuple[float, str] | None = None,
+    reference: tuple[float, str] | None = None,
 ) -> str:
-    """Return an SVG line chart with axes, ticks, a legend and an accessible title."""
+    """Return an SVG line chart with axes, ticks, a legend and an accessible title.
+
+    Each series' `band` is drawn under its line; `reference` is a dashed horizontal line
+    (value, label), such as chance.
+    """
     frame = _Frame(x, y, width - MARGIN_LEFT - MARGIN_RIGHT)
     # Legend columns as wide as the longest label (about 7 px a character at 12 px).
     column = 40 + 7 * max((len(_short(s.label)) for s in series), default=1)
     columns = max(1, int(frame.width // column))
     legend_top = frame.bottom + MARGIN_BOTTOM
     height = legend_top + math.ceil(len(series) / columns) * LEGEND_ROW + 6
-    ident = escape(chart_id)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'aria-labelledby="{ident}-title" id="{ident}" '
-        'font-family="system-ui, sans-serif" font-size="12" fill="#1b1f24">',
-        f'<title id="{ident}-title">{escape(title)}</title>',
-        *_axes(frame, x_mark),
-    ]
+    parts = [*_open_svg(chart_id, title, width, height), *_axes(frame, x_mark)]
+    for index, line in enumerate(series):
+        parts.extend(_band(frame, index, line))
+    parts.extend(_reference(frame, reference))
     for index, line in enumerate(series):
         parts.extend(_line(frame, index, line, marker_step))
     for index, line in enumerate(series):
@@ -214,6 +284,139 @@ def line_chart(
         parts.append(_legend_entry(index, line.label, lx, ly))
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One small multiple: its title (a perturbation's name) and its lines."""
+
+    title: str
+    series: Sequence[Series]
+
+
+FULL = 1000  # small multiples fill the page width; the viewBox scales with it
+PANEL_COLUMNS = 4
+PANEL_HEIGHT = 118  # of each panel's plot area
+PANEL_LEFT, PANEL_RIGHT, PANEL_TOP, PANEL_BOTTOM = 44, 14, 30, 34
+TITLE_CHARS = 34
+
+
+def small_multiples(
+    chart_id: str,
+    title: str,
+    panels: Sequence[Panel],
+    x: Axis,
+    y: Axis,
+    *,
+    reference: tuple[float, str] | None = None,
+    x_mark: tuple[float, str] | None = None,
+    marker_step: int = 1,
+    notes: Sequence[str] = (),
+) -> str:
+    """Return one full-width SVG of `panels` on a grid, sharing axes and one legend.
+
+    Each panel is titled in bold above its plot; a series keeps its style (by label)
+    across panels, so one legend reads for all of them. The legend fills the grid's
+    first empty cell, or runs below the grid when there is none.
+    """
+    columns = max(1, min(PANEL_COLUMNS, max(len(panels), 3)))
+    rows = max(1, math.ceil(len(panels) / columns))
+    cell = FULL / columns
+    cell_height = PANEL_TOP + PANEL_HEIGHT + PANEL_BOTTOM
+    labels = list(dict.fromkeys(s.label for panel in panels for s in panel.series))
+    banded = any(s.band for panel in panels for s in panel.series)
+    items = _legend_items(labels, reference, banded, [f"x: {x.label}; y: {y.label}", *notes])
+    if len(panels) < rows * columns:  # the legend goes in the first free cell
+        at = len(panels)
+        legend, _ = _legend(
+            items,
+            (at % columns) * cell + PANEL_LEFT,
+            8 + (at // columns) * cell_height + PANEL_TOP,
+            cell - PANEL_LEFT,
+        )
+        height: float = 8 + rows * cell_height
+    else:
+        legend, used = _legend(items, PANEL_LEFT, 8 + rows * cell_height + 8, FULL - PANEL_LEFT)
+        height = 8 + rows * cell_height + 8 + used
+    desc = f"{y.label} against {x.label}; panels: " + ", ".join(p.title for p in panels)
+    parts = _open_svg(chart_id, title, FULL, height, desc)
+    for i, panel in enumerate(panels):
+        left = (i % columns) * cell
+        top = 8 + (i // columns) * cell_height
+        frame = _Frame(
+            x, y, cell - PANEL_LEFT - PANEL_RIGHT, left + PANEL_LEFT, top + PANEL_TOP, PANEL_HEIGHT
+        )
+        parts.append(f'<g class="panel"><title>{escape(panel.title)}</title>')
+        parts.append(
+            f'<text class="panel-title" x="{_num(frame.left)}" y="{_num(top + 14)}" '
+            f'font-size="14" font-weight="700">{escape(_short(panel.title, TITLE_CHARS))}</text>'
+        )
+        parts.extend(_axes(frame, x_mark, labels=False))
+        for line in panel.series:
+            parts.extend(_band(frame, labels.index(line.label), line))
+        if reference is not None:
+            parts.extend(_reference(frame, (reference[0], "")))
+        for line in panel.series:
+            parts.extend(_line(frame, labels.index(line.label), line, marker_step))
+        parts.append("</g>")
+    parts.extend(legend)
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _legend_items(
+    labels: Sequence[str], reference: tuple[float, str] | None, banded: bool, notes: Sequence[str]
+) -> list[tuple[str, str, int]]:
+    """(kind, text, series index) of each legend entry: lines, chance, band, then notes."""
+    items = [("series", label, index) for index, label in enumerate(labels)]
+    if reference is not None:
+        items.append(("reference", reference[1], 0))
+    if banded:
+        items.append(("band", "shaded: 95% interval", 0))
+    return items + [("note", note, 0) for note in notes]
+
+
+def _legend(
+    items: list[tuple[str, str, int]], left: float, top: float, width: float
+) -> tuple[list[str], float]:
+    """Lay the legend out in rows within `width`; return its SVG and the height used."""
+    parts: list[str] = []
+    x, y = left, top + 6
+    for kind, text, index in items:
+        if kind == "note":  # notes wrap on rows of their own
+            for line in textwrap.wrap(text, max(12, int(width // 6.5))):
+                y += LEGEND_ROW if x > left else 0
+                parts.append(
+                    f'<text class="note" x="{_num(left)}" y="{_num(y + 4)}" fill="#57606a">'
+                    f"{escape(line)}</text>"
+                )
+                x = left + 1
+            continue
+        need = 40 + 7 * len(_short(text))
+        if x > left and x + need > left + width:
+            x, y = left, y + LEGEND_ROW
+        parts.append(_legend_mark(kind, index, text, x, y))
+        x += need
+    return parts, y - top + LEGEND_ROW
+
+
+def _legend_mark(kind: str, index: int, text: str, lx: float, ly: float) -> str:
+    if kind == "series":
+        return _legend_entry(index, text, lx, ly)
+    if kind == "reference":
+        mark = (
+            f'<line x1="{_num(lx)}" x2="{_num(lx + 28)}" y1="{_num(ly)}" y2="{_num(ly)}" '
+            'stroke="#1b1f24" stroke-width="1.2" stroke-dasharray="5 4"/>'
+        )
+    else:
+        mark = (
+            f'<rect x="{_num(lx)}" y="{_num(ly - 6)}" width="28" height="12" fill="#0072B2" '
+            'fill-opacity="0.16"/>'
+        )
+    return (
+        f'<g class="legend-{kind}">{mark}<text x="{_num(lx + 34)}" y="{_num(ly + 4)}">'
+        f"{escape(_short(text))}</text></g>"
+    )
 
 
 def by_perturbation(results: AuditResults) -> dict[str, list[LevelResult]]:
@@ -230,108 +433,136 @@ def _level_axis(results: AuditResults) -> Axis:
     return Axis("level", 0.0, float(max(top, 1)), ticks)
 
 
-def ra_by_level(results: AuditResults) -> str | None:
-    """Return the chart of RA against level (level 0 = clean accuracy), None if unlabelled."""
-    clean = measure(get("clean_accuracy"), results.clean)[0]
-    if clean is None:
+def chance(results: AuditResults) -> float | None:
+    """What always answering the largest class scores, for a labelled binary detector.
+
+    The same chance as the findings' (`auditor.verdict.findings`); None otherwise.
+    """
+    counts = results.data.get("class_counts") or {}
+    total = sum(counts.values())
+    if results.model.get("task") != "binary" or not results.labelled or not total:
         return None
-    ra = get("ra")
-    series = [
-        Series(name, [(0.0, clean)] + [(float(r.level), measure(ra, r)[0]) for r in rows])
-        for name, rows in by_perturbation(results).items()
-    ]
-    y = Axis(f"{ra.name} ({ra.label})", 0.0, 1.0, UNIT_TICKS)
-    title = f"{capital(ra.name)} against level"
-    return line_chart("chart-ra", title, series, _level_axis(results), y)
+    return max(counts.values()) / total
 
 
-def rr_by_level(results: AuditResults) -> str:
-    """Return the chart of RR at the headline tolerance against level (level 0 = 1.0)."""
-    key, rr = results.headline_key, get("rr")
-    series = [
-        Series(name, [(0.0, 1.0)] + [(float(r.level), measure(rr, r, key)[0]) for r in rows])
-        for name, rows in by_perturbation(results).items()
-    ]
-    y = Axis(f"{rr.name} {rr.label} (b = {key})", 0.0, 1.0, UNIT_TICKS)
-    title = f"{capital(rr.name)} at tolerance b = {key} against level"
-    return line_chart("chart-rr", title, series, _level_axis(results), y)
+def _no_effect(rows: Sequence[LevelResult]) -> frozenset[float]:
+    return frozenset(float(r.level) for r in rows if getattr(r, "no_effect", False))
 
 
-def rr_by_tolerance(results: AuditResults) -> list[tuple[str, str]]:
-    """Return (perturbation, chart) pairs: RR against tolerance b, one line per level."""
-    charts = []
-    headline = float(results.config["headline_tolerance"])
+def _ci(ci: Sequence[float] | None) -> tuple[float, float] | None:
+    return (float(ci[0]), float(ci[1])) if ci and len(ci) == 2 else None
+
+
+def _series(
+    label: str,
+    start: tuple[float | None, Sequence[float] | None],
+    rows: Sequence[LevelResult],
+    read: Callable[[LevelResult], tuple[float | None, Sequence[float] | None]],
+) -> Series:
+    """One line from level 0 (`start`: value and interval) through each level's reading."""
+    readings = [(0.0, *start)] + [(float(r.level), *read(r)) for r in rows]
+    band = [(x, *ci) for x, _, c in readings if (ci := _ci(c)) is not None]
+    return Series(label, [(x, v) for x, v, _ in readings], band, _no_effect(rows))
+
+
+def _no_effect_note(results: AuditResults) -> list[str]:
+    if any(getattr(r, "no_effect", False) for r in results.results):
+        return ["hollow marker: no pixel changed at that level"]
+    return []
+
+
+def _chance_line(results: AuditResults) -> tuple[float, str] | None:
+    value = chance(results)
+    return None if value is None else (value, f"chance {value:.2f}")
+
+
+def headline(results: AuditResults) -> str:
+    """The headline chart: RA and RR against level, one panel per perturbation.
+
+    Level 0 is the clean image (clean accuracy; RR 1). Bands are the 95% intervals; the
+    dashed line is chance for a binary detector.
+    """
+    key, ra, rr = results.headline_key, get("ra"), get("rr")
+    clean = measure(get("clean_accuracy"), results.clean)
+    panels = []
+    for name, rows in by_perturbation(results).items():
+        lines = []
+        if results.labelled:
+            lines.append(_series(ra.label, clean, rows, lambda r: measure(ra, r)))
+        rr_label = f"{rr.label}(b={key})"
+        lines.append(_series(rr_label, (1.0, None), rows, lambda r: measure(rr, r, key)))
+        panels.append(Panel(name, lines))
+    what = f"{ra.label} and {rr.label}" if results.labelled else rr.label
+    return small_multiples(
+        "chart-headline",
+        f"{what} against level, one panel per perturbation",
+        panels,
+        _level_axis(results),
+        Axis("share of samples", 0.0, 1.0, UNIT_TICKS),
+        reference=_chance_line(results),
+        notes=_no_effect_note(results),
+    )
+
+
+def per_class(results: AuditResults, negative: str, positive: str) -> str | None:
+    """A binary detector's per-class rates against level, one panel per perturbation."""
+    if not results.labelled or not results.results:
+        return None
+    clean = results.clean.get("per_class") or {}
+    labels = {negative: f"{negative} kept {negative}", positive: f"{positive} caught"}
+    panels = []
+    for name, rows in by_perturbation(results).items():
+        lines = []
+        for cls in (negative, positive):
+            start = clean.get(cls) or {}
+
+            def read(row: LevelResult, cls: str = cls) -> tuple[float | None, list[float] | None]:
+                entry = row.per_class.get(cls) or {}
+                return entry.get("ra"), entry.get("ra_ci")
+
+            lines.append(
+                _series(labels[cls], (start.get("accuracy"), start.get("accuracy_ci")), rows, read)
+            )
+        panels.append(Panel(name, lines))
+    return small_multiples(
+        "chart-per-class",
+        f"{labels[negative]} and {labels[positive]} against level, one panel per perturbation",
+        panels,
+        _level_axis(results),
+        Axis("share of the class", 0.0, 1.0, UNIT_TICKS),
+        notes=_no_effect_note(results),
+    )
+
+
+def rr_by_tolerance(results: AuditResults) -> str | None:
+    """RR against tolerance b, one panel per perturbation and one line per level."""
+    groups = by_perturbation(results)
+    if not groups:
+        return None
+    headline_b = float(results.config["headline_tolerance"])
     rr = get("rr")
-    for index, (name, rows) in enumerate(by_perturbation(results).items()):
-        series = [Series(f"level {r.level}", [(float(b), v) for b, v in r.rr_curve]) for r in rows]
-        high = max((b for r in rows for b, _ in r.rr_curve), default=0.5) or 0.5
-        ticks = [(t / 10, f"{t / 10:.1f}") for t in range(int(high * 10 + 1e-9) + 1)]
-        x = Axis("tolerance b", 0.0, high, ticks)
-        y = Axis(f"{rr.name} {rr.label}(b)", 0.0, 1.0, UNIT_TICKS)
-        # About six markers per line keep a 51-point curve readable.
-        step = max(1, max((len(r.rr_curve) for r in rows), default=1) // 5)
-        chart = line_chart(
-            f"chart-rrb-{index}",
-            f"{capital(rr.name)} against tolerance b: {name}",
-            series,
-            x,
-            y,
-            width=NARROW,
-            marker_step=step,
-            x_mark=(headline, f"b = {results.headline_key}") if headline <= high else None,
+    high = max((b for r in results.results for b, _ in r.rr_curve), default=0.5) or 0.5
+    ticks = [(t / 10, f"{t / 10:.1f}") for t in range(int(high * 10 + 1e-9) + 1)]
+    panels = [
+        Panel(
+            name, [Series(f"level {r.level}", [(float(b), v) for b, v in r.rr_curve]) for r in rows]
         )
-        charts.append((name, chart))
-    return charts
+        for name, rows in groups.items()
+    ]
+    # About six markers per line keep a 51-point curve readable.
+    step = max(1, max((len(r.rr_curve) for r in results.results), default=1) // 5)
+    return small_multiples(
+        "chart-rrb",
+        f"{capital(rr.name)} against tolerance b, one panel per perturbation, one line per level",
+        panels,
+        Axis("tolerance b", 0.0, high, ticks),
+        Axis(f"{rr.label}(b)", 0.0, 1.0, UNIT_TICKS),
+        x_mark=(headline_b, f"b = {results.headline_key}") if headline_b <= high else None,
+        marker_step=step,
+    )
 
 
 # ---------------------------------------------------------------- compare
-
-
-@dataclass(frozen=True)
-class Band:
-    """A series' 95% intervals: (x, low, high) at its points; a None interval breaks it."""
-
-    points: Sequence[tuple[float, list[float] | None]]
-
-
-def _band(frame: _Frame, index: int, band: Band) -> list[str]:
-    """Return a series' band as translucent polygons in its colour, one per unbroken run."""
-    colour = _style(index)[0]
-    runs: list[list[tuple[float, list[float]]]] = [[]]
-    for x, ci in band.points:
-        if ci is None:
-            runs.append([])
-        else:
-            runs[-1].append((x, ci))
-    shapes = []
-    for run in (r for r in runs if len(r) >= 2):
-        upper = [f"{_num(frame.px(x))},{_num(frame.py(ci[1]))}" for x, ci in run]
-        lower = [f"{_num(frame.px(x))},{_num(frame.py(ci[0]))}" for x, ci in reversed(run)]
-        shapes.append(
-            f'<polygon class="band" points="{" ".join(upper + lower)}" fill="{colour}" '
-            'fill-opacity="0.15" stroke="none"/>'
-        )
-    return shapes
-
-
-def banded_chart(
-    chart_id: str,
-    title: str,
-    series: Sequence[Series],
-    bands: Sequence[Band],
-    x: Axis,
-    y: Axis,
-    *,
-    width: int = NARROW,
-) -> str:
-    """Return `line_chart` with each series' 95% band drawn under the lines, in its colour."""
-    svg = line_chart(chart_id, title, series, x, y, width=width)
-    frame = _Frame(x, y, width - MARGIN_LEFT - MARGIN_RIGHT)
-    shapes = [shape for i, band in enumerate(bands) for shape in _band(frame, i, band)]
-    if not shapes:
-        return svg
-    first_line = '<g class="series">'
-    return svg.replace(first_line, "\n".join([*shapes, first_line]), 1)
 
 
 def compare_by_level(
@@ -346,7 +577,7 @@ def compare_by_level(
     y = Axis(m.heading(key), 0.0, 1.0, UNIT_TICKS)
     charts = []
     for index, name in enumerate(by_perturbation(reference)):
-        series, bands = [], []
+        series = []
         for model, results in zip(names, audits):
             rows = by_perturbation(results).get(name, [])
             if metric == "ra":
@@ -354,9 +585,11 @@ def compare_by_level(
             else:
                 start = (1.0, [1.0, 1.0])  # at level 0 nothing moved
             measured = [(float(r.level), *measure(m, r, key)) for r in rows]
-            series.append(Series(model, [(0.0, start[0])] + [(x, v) for x, v, _ in measured]))
-            bands.append(Band([(0.0, start[1])] + [(x, ci) for x, _, ci in measured]))
+            band = [(x, ci[0], ci[1]) for x, _, ci in [(0.0, None, start[1]), *measured] if ci]
+            points = [(0.0, start[0])] + [(x, v) for x, v, _ in measured]
+            series.append(Series(model, points, band=band))
         title = f"{m.heading(key)} against level: {name}"
-        chart_id = f"chart-{metric}-{index}"
-        charts.append((name, banded_chart(chart_id, title, series, bands, axis, y)))
+        charts.append(
+            (name, line_chart(f"chart-{metric}-{index}", title, series, axis, y, width=NARROW))
+        )
     return charts

@@ -6,9 +6,11 @@ engine, so `auditor render results.json` and the report tests need no model.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import re
 import shlex
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,19 @@ from markupsafe import Markup
 
 from auditor.config import report_rows
 from auditor.metrics.catalogue import CATALOGUE, Metric, get, measure
-from auditor.report import charts, sections
+from auditor.report import charts, pixels, sections
 from auditor.report.integrity import EMBED_ID, digest
 from auditor.report.sections import FEW_SAMPLES
 from auditor.results import AuditResults, to_json
+from auditor.verdict import findings as rules
+from auditor.verdict.gates import NO_GATES
 from auditor.version import __version__
 
 MISSING = "\u2014"
 SKIPPED_SHOWN = 50  # a data folder full of broken files must not bloat the report
+FINDINGS_SHOWN = 6  # on the first screen; the rest are listed under "How findings are chosen"
+GATES_SHOWN = 5  # failing gates named on stderr after the summary line
+NOT_ASSESSED = "Not assessed against a policy: measurements only"
 DELTA_NORMS = {
     "linf": "L-inf: the largest change of any class probability",
     "l1": "L1: the sum of the absolute changes of the class probabilities",
@@ -98,6 +105,7 @@ def _environment() -> jinja2.Environment:
     env.filters.update(
         rate=rate, interval=interval, signed=signed, show=show, params=params, code_spans=code_spans
     )
+    env.globals.update(anchor=anchor, thumbnail=pixels.thumbnail)
     # Every template and macro names and reads metrics through the catalogue.
     env.globals.update(metrics=CATALOGUE, measure=measure)
     return env
@@ -116,6 +124,59 @@ def stylesheet() -> Markup:
 def verdict_word(results: AuditResults) -> str:
     """Return `PASS`, `FAIL`, `INCONCLUSIVE`, or `NO GATES` when nothing was gated."""
     return results.verdict.result
+
+
+@dataclass(frozen=True)
+class Headline:
+    """What the top of the report says: the title's words and the verdict sentence."""
+
+    badges: list[str]  # `["FAIL"]`, `["INCOMPLETE", "FAIL"]`, `["MEASUREMENTS ONLY"]`
+    sentence: str
+    incomplete: bool
+
+    @property
+    def title(self) -> str:
+        return ", ".join(self.badges)
+
+
+def headline(results: AuditResults) -> Headline:
+    """The verdict as the report's first screen states it.
+
+    Without gates the audit was not assessed against a policy (it does not "pass");
+    an interrupted audit says INCOMPLETE first and that its figures are a partial subset.
+    """
+    word = verdict_word(results)
+    incomplete = results.status != "complete"
+    badges = ["INCOMPLETE"] if incomplete else []
+    if word != NO_GATES:
+        badges.append(word)
+        sentence = f"{word}: {_gate_counts(results)}."
+    else:
+        badges += [] if incomplete else ["MEASUREMENTS ONLY"]
+        sentence = (
+            f"{NOT_ASSESSED}. No pass/fail criterion was set (--policy FILE.toml, "
+            "--fail-under-ra, --fail-under-rr)."
+        )
+    if incomplete:
+        progress = results.progress or {}
+        sentence = (
+            f"INCOMPLETE: the audit was interrupted after {progress.get('done', '?')} of "
+            f"{progress.get('total', '?')} work units. Every figure, finding and chart here "
+            "comes from the partial subset of samples and levels that finished, which need "
+            f"not represent the data. {sentence}"
+        )
+    return Headline(badges, sentence, incomplete)
+
+
+def _gate_counts(results: AuditResults) -> str:
+    gates = results.verdict.gates
+    failed = sum(g.result == "FAIL" for g in gates)
+    unsure = sum(g.result == "INCONCLUSIVE" for g in gates)
+    if not failed and not unsure:
+        return f"every gate passed ({len(gates)} of {len(gates)})"
+    parts = [f"{failed} failed"] if failed else []
+    parts += [f"{unsure} inconclusive"] if unsure else []
+    return f"{' and '.join(parts)} of {len(gates)} gate(s); each is a finding below"
 
 
 def _worst(results: AuditResults, metric: Metric) -> tuple[float, str] | None:
@@ -147,8 +208,125 @@ def summary_line(results: AuditResults) -> str:
     if worst := _worst(results, rr):
         parts.append(f"worst {rr.label}@{key} {rate(worst[0])} ({worst[1]})")
     word = verdict_word(results)
-    parts.append("no gates" if word == "NO GATES" else f"verdict {word}")
+    parts.append("measurements only, no policy" if word == NO_GATES else f"verdict {word}")
     return "; ".join([head, *parts])
+
+
+def summary_lines(results: AuditResults) -> list[str]:
+    """The summary line, then each failing or inconclusive gate (at most `GATES_SHOWN`)."""
+    gates = rules.gate_findings(results)
+    lines = [summary_line(results)]
+    lines += [f"auditor:   {finding.text}" for finding in gates[:GATES_SHOWN]]
+    if len(gates) > GATES_SHOWN:
+        lines.append(f"auditor:   and {len(gates) - GATES_SHOWN} more (see the report)")
+    return lines
+
+
+def tested(results: AuditResults) -> str:
+    """What was tested, in one line: model, data per class, perturbations, tolerance, repeats."""
+    model = results.model.get("file_name") or results.model.get("path") or "the model"
+    sha = str(results.model.get("sha256") or "")[:12]
+    counts = results.data.get("class_counts") or {}
+    n = results.clean.get("n", results.data.get("n_samples"))
+    per_class = ", ".join(f"{count} {name}" for name, count in counts.items())
+    data = f"{n} samples" + (f" ({per_class})" if per_class else ", unlabelled")
+    if results.data.get("path"):
+        data += f" from {results.data['path']}"
+    keys = results.tolerance_keys
+    others = [k for k in keys if k != results.headline_key]
+    tolerance = f"RR tolerance b = {results.headline_key}" + (
+        f" (also {', '.join(others)})" if others else ""
+    )
+    repeats = results.config.get("repeats") or 1
+    draws = f"{repeats} draw{'s' if repeats != 1 else ''} per sample and level"
+    head = f"{model}" + (f" (sha256 {sha}…)" if sha else "")
+    return f"{head} on {data}; {_suite(results)}; {tolerance}; {draws}."
+
+
+def _suite(results: AuditResults) -> str:
+    """`suite quick: 7 perturbations at L1-L5 (gaussian_noise, ...)`."""
+    planned = [
+        (str(p.get("name")), len(p.get("levels") or []))
+        for p in results.config.get("perturbations") or []
+    ]
+    if not planned:
+        planned = [(name, len(rows)) for name, rows in charts.by_perturbation(results).items()]
+    counts = {count for _, count in planned}
+    if len(counts) == 1:
+        (count,) = counts
+        listed = f"at {rules.levels_text(range(1, count + 1))} ({', '.join(n for n, _ in planned)})"
+    else:
+        listed = (
+            "(" + ", ".join(f"{n} {rules.levels_text(range(1, c + 1))}" for n, c in planned) + ")"
+        )
+    suite = results.config.get("suite")
+    head = f"suite {suite}: " if suite else "perturbations given with -p: "
+    return f"{head}{len(planned)} perturbation{'s' if len(planned) != 1 else ''} {listed}"
+
+
+def anchor(kind: str, perturbation: str, level: int) -> str:
+    """The id of a level's row: `lvl-jpeg_compression-L3` (`cls-` in the per-class table).
+
+    A name with other characters than letters, digits, `_` and `-` gets a short digest,
+    so that the id stays valid and unique.
+    """
+    slug = re.sub(r"[^A-Za-z0-9_-]", "-", perturbation)
+    if slug != perturbation:
+        slug += "-" + hashlib.sha256(perturbation.encode("utf-8")).hexdigest()[:8]
+    return f"{kind}-{slug}-L{level}"
+
+
+def finding_items(results: AuditResults, binary: bool) -> list[dict[str, Any]]:
+    """The findings to list (as issued, or computed for results never issued), each linked.
+
+    A finding links to its evidence: the gates table, the per-class row of a binary
+    detector, or the level's row in the table of every level.
+    """
+    found = results.findings
+    if found is None:
+        found = [f.to_dict() for f in rules.find(results)]
+    levels = {(r.perturbation, r.level) for r in results.results}
+    items = []
+    for finding in found:
+        where = (finding.get("perturbation"), finding.get("level"))
+        if finding.get("rule") == "gate":
+            href, label = "#gates", "the gates"
+        elif where in levels:
+            kind = "cls" if binary and str(finding.get("rule", "")).startswith("class_") else "lvl"
+            href, label = (
+                f"#{anchor(kind, str(where[0]), int(where[1] or 0))}",
+                f"{where[0]} L{where[1]}",
+            )
+        else:
+            href, label = "#levels", "every level"
+        items.append({**finding, "href": href, "evidence": label})
+    return items
+
+
+def page_css(results: AuditResults) -> Markup:
+    """The running header and footer of a printed report: model, report id, page N of M."""
+    model = str(results.model.get("file_name") or results.model.get("path") or "")
+    report = str((results.identification or {}).get("report_id") or "not issued")
+    status = "" if results.status == "complete" else " (INCOMPLETE)"
+    return Markup(
+        "@page {\n"
+        f"  @top-left {{ content: {css_string('Robustness audit of ' + model + status)}; }}\n"
+        f"  @top-right {{ content: {css_string('Report ' + report)}; }}\n"
+        '  @bottom-right { content: "Page " counter(page) " of " counter(pages); }\n'
+        f"  @bottom-left {{ content: {css_string('auditor ' + __version__)}; }}\n"
+        "}\n"
+    )
+
+
+def css_string(text: str) -> str:
+    """`text` as a quoted CSS string that cannot end the string or the <style> element."""
+    out = []
+    for char in text:
+        if char.isalnum() or char in " .,:;_-()/+=@#[]{}!?*'":
+            out.append(char)
+        else:  # a CSS hex escape, closed by a space
+            out.append(f"\\{ord(char):x} ")
+    return '"' + "".join(out) + '"'
 
 
 def _binary_classes(model: dict[str, Any]) -> tuple[str, str] | None:
@@ -212,24 +390,40 @@ def _context(
     delta_norm = DELTA_NORMS.get(config.get("delta_norm", "linf"), config.get("delta_norm"))
     preprocess = results.model.get("preprocess") or {}
     sources = results.model.get("preprocess_sources") or {}
+    binary = _binary_classes(results.model)
+    found = finding_items(results, bool(binary and results.labelled))
+    embedded, images = pixels.stored(json_text)
     return {
         "r": results,
         "version": __version__,
         "css": stylesheet(),
+        "page_css": page_css(results),
         "verdict": verdict_word(results),
+        "top": headline(results),
+        "tested": tested(results),
+        "findings": found[:FINDINGS_SHOWN],
+        "findings_more": found[FINDINGS_SHOWN:],
+        "findings_all": found,
+        "rules": rules.documented_rules(),
+        "severity": rules.SEVERITY,
+        "ranking": rules.ranking(),
+        "chance": charts.chance(results),
+        "pixel_store": pixels.store(images),
         "labelled": results.labelled,
         "keys": results.tolerance_keys,
         "headline": results.headline_key,
         "groups": list(charts.by_perturbation(results).items()),
         # Results from before the pixel change was recorded have none: no columns for it.
         "pixels": any(r.changed_share is not None for r in results.results),
-        "binary": _binary_classes(results.model),
+        "binary": binary,
         "worst_ra": _worst(results, get("ra")),
         "worst_rr": _worst(results, get("rr")),
         "warnings": _warnings(results),
-        "chart_ra": Markup(svg) if (svg := charts.ra_by_level(results)) else None,
-        "chart_rr": Markup(charts.rr_by_level(results)),
-        "charts_rr_b": [(n, Markup(svg)) for n, svg in charts.rr_by_tolerance(results)],
+        "chart_headline": Markup(charts.headline(results)),
+        "chart_per_class": Markup(svg)
+        if binary and (svg := charts.per_class(results, *binary))
+        else None,
+        "chart_rrb": Markup(svg) if (svg := charts.rr_by_tolerance(results)) else None,
         "thumbs": _thumbnails(results),
         "preprocess": [(k, v, sources.get(k, MISSING)) for k, v in preprocess.items()],
         "skipped": skipped[:SKIPPED_SHOWN],
@@ -240,8 +434,9 @@ def _context(
         "digest": digest(json_text),
         "signature": signature,
         "embed_id": EMBED_ID,
-        # to_json escapes <, > and &, so no string in it can close the <script> block
-        "json_text": Markup(json_text),
+        # to_json escapes <, > and &, so no string in it can close the <script> block;
+        # the thumbnails' pixels are in the pixel store, named in it by digest
+        "json_text": Markup(embedded),
         "method_class": sections.METHOD_CLASS,
         "threat_model": sections.threat_model(results),
         "not_assessed": sections.not_assessed(results),

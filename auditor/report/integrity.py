@@ -1,7 +1,9 @@
 """The report's integrity: the embedded results JSON, its SHA-256, and Ed25519 signatures.
 
-The HTML report embeds its results JSON (the exact text of the `.json` file) in a
-`<script type="application/json">` block and shows that text's SHA-256 in its header.
+The HTML report embeds its results JSON in a `<script type="application/json">` block
+and shows the SHA-256 of the `.json` file's exact text in its header. The block is that
+text with each thumbnail stored once, as an image of the report, and named by its digest
+(`auditor.report.pixels`); `read_embedded` puts the images back, byte for byte.
 `auditor.report.verify` recomputes the digest, checks an optional signature over it,
 and re-renders the embedded results to check that the visible report says what they say.
 Signing needs the `cryptography` package (`pip install "auditor[sign]"`).
@@ -19,6 +21,7 @@ from typing import Any
 
 from auditor import files
 from auditor.errors import AuditorError, ConfigError
+from auditor.report.pixels import restore
 
 EMBED_ID = "auditor-results"
 _BLOCK = re.compile(
@@ -132,7 +135,7 @@ class Embedded:
 
 
 def read_embedded(text: str, origin: str) -> Embedded:
-    """Pull the embedded results and the claimed digest out of a report's HTML.
+    """Pull the embedded results (images restored) and the claimed digest out of a report.
 
     A report with several results blocks is returned (the first one, and the count):
     it is an auditor report that was altered, not something else.
@@ -150,7 +153,7 @@ def read_embedded(text: str, origin: str) -> Embedded:
             "fingerprint": meta.get("auditor-public-key-fingerprint", ""),
         }
     return Embedded(
-        blocks[0],
+        restore(blocks[0], text),
         meta["auditor-results-sha256"],
         meta.get("auditor-generator", ""),
         signature,

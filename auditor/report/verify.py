@@ -2,15 +2,21 @@
 
 It recomputes the digest of the embedded results, checks an optional signature over
 it (`auditor.report.integrity`), and re-renders the results to compare the visible text.
+`Verification.summary` says exactly what that proved: an unsigned report that is intact
+shows only that its text matches its embedded results, which anyone holding the results
+file could produce with `auditor render`; a signature names the key that vouches for it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from auditor import files
+from auditor.errors import ConfigError
 from auditor.report.html import render_html
 from auditor.report.integrity import (
     Embedded,
@@ -24,6 +30,10 @@ from auditor.report.integrity import (
 from auditor.results import from_json
 
 MAX_REPORT_BYTES = 1 << 30  # reports are megabytes; this only stops a runaway read
+UNSIGNED = (
+    "intact, unsigned: the text matches the embedded results; anyone with the results "
+    "file could have produced it"
+)
 
 
 @dataclass
@@ -32,10 +42,31 @@ class Verification:
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    signed_by: str | None = None  # the fingerprint whose valid signature the report carries
+    checked_with: str = ""  # "--public-key" or "the key the report carries"
+    not_signed: bool = False  # a --public-key was given, but the report has no signature
 
     @property
     def intact(self) -> bool:
         return not self.problems
+
+    @property
+    def passed(self) -> bool:
+        """Intact, and signed when a key was given to check the signature with."""
+        return self.intact and not self.not_signed
+
+    def summary(self) -> str:
+        """What was proved, in one line (after the problems, if any)."""
+        if not self.intact:
+            return "ALTERED"
+        if self.not_signed:
+            return (
+                "not signed: --public-key was given but the report carries no signature "
+                "(its text matches its embedded results)"
+            )
+        if self.signed_by is None:
+            return UNSIGNED
+        return f"intact, signed by {self.signed_by} (checked with {self.checked_with})"
 
 
 def verify_report(path: Path, public_key: Path | None = None) -> Verification:
@@ -93,13 +124,11 @@ def _check_signature(
 ) -> None:
     if public_key is None:
         if found.signature:
-            out.notes.append(
-                f"signed by key {found.signature['fingerprint']}; pass --public-key to check it"
-            )
+            _check_embedded_key(found.signature, actual, out)
         return
     raw = load_public_key(public_key)
     if not found.signature:
-        out.problems.append("the report is not signed")
+        out.not_signed = True
         return
     if found.signature.get("fingerprint") != fingerprint(raw):
         out.problems.append(
@@ -109,3 +138,30 @@ def _check_signature(
         out.problems.append("the signature does not match the embedded results")
     else:
         out.notes.append(f"signature valid, key {fingerprint(raw)}")
+        out.signed_by, out.checked_with = fingerprint(raw), "--public-key"
+
+
+def _check_embedded_key(signature: dict[str, str], actual: str, out: Verification) -> None:
+    """Check a signature with the public key the report carries (no key was given)."""
+    claimed = signature.get("fingerprint", "?")
+    try:
+        raw = base64.b64decode(signature.get("public_key", ""), validate=True)
+    except (binascii.Error, ValueError):
+        out.problems.append("the report's public key is not valid base64")
+        return
+    if fingerprint(raw) != claimed:
+        out.problems.append(f"the report's public key does not have its fingerprint {claimed}")
+        return
+    try:
+        valid = signature_valid(signature, actual, raw)
+    except ConfigError:  # cryptography is not installed: say what was not checked
+        out.notes.append(f"signed by key {claimed}; install auditor[sign] to check it")
+        return
+    if not valid:
+        out.problems.append("the signature does not match the embedded results")
+        return
+    out.notes.append(
+        f"signed by key {claimed}, checked with the key the report carries: compare that "
+        "fingerprint with the one you trust, or pass --public-key"
+    )
+    out.signed_by, out.checked_with = claimed, "the key the report carries"

@@ -9,10 +9,14 @@ one sentence with its figure and interval. The rules, in order of severity:
   of one class the other class (its per-class rate at most `COLLAPSE`);
 - `chance`: levels whose RA is not above chance (the 95% interval reaches the share of
   the largest class, what always answering that class scores);
+- `class_bias`: a binary detector that, at some other levels, calls most samples of one
+  class the other class (its per-class rate at most `MOST`, above `COLLAPSE`);
 - `no_effect`: levels whose perturbation changed no pixel of any sample (their RR of 1
   measures nothing);
 - `ra_hides_rr`: levels where RA stayed within `STEADY` of the clean accuracy while RR at
   the headline tolerance fell to `MOVED` or below: decisions held, probabilities moved;
+- `unstable`: other levels where RR at the headline tolerance fell to `UNSTABLE` or
+  below: the output moved by more than the tolerance on most samples;
 - `non_monotone`: a stronger level scored clearly better than a milder one (the two
   intervals do not overlap), so the ladder is not graded as its names say.
 
@@ -22,16 +26,29 @@ one sentence with its figure and interval. The rules, in order of severity:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from auditor.metrics.catalogue import CATALOGUE, LEVEL, measure
 from auditor.results import AuditResults, Gate, LevelResult, spread_text
 
 COLLAPSE = 0.05  # a per-class rate at or below this: the class is (almost) never recognised
 STEADY = 0.02  # RA within this of the clean accuracy counts as unchanged
 MOVED = 0.5  # RR at the headline tolerance at or below this: most probabilities moved
+MOST = 0.25  # a per-class rate at or below this: most of the class is called the other one
+UNSTABLE = 0.2  # RR at the headline tolerance at or below this: the output moved on most samples
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 _SEVERITY_RANK = {HIGH: 0, MEDIUM: 1, LOW: 2}
+SEVERITY = {
+    "gate": HIGH,
+    "class_collapse": HIGH,
+    "chance": HIGH,
+    "class_bias": MEDIUM,
+    "no_effect": MEDIUM,
+    "ra_hides_rr": MEDIUM,
+    "unstable": MEDIUM,
+    "non_monotone": LOW,
+}
 
 
 @dataclass(frozen=True)
@@ -81,12 +98,12 @@ def _measured(results: AuditResults) -> list[LevelResult]:
 
 
 def _span(rows: Sequence[LevelResult]) -> tuple[str, LevelResult]:
-    """`jpeg_compression L1-L5, contrast L4-L5` for `rows`, and the worst row's evidence."""
+    """`jpeg_compression L1-L5; pixelate L2, L5` for `rows`, and the first (worst) row."""
     parts = [
         f"{name} {levels_text([lv.level for lv in mine])}"
         for name, mine in _by_perturbation(rows).items()
     ]
-    return ", ".join(parts), rows[0]
+    return "; ".join(parts), rows[0]
 
 
 def gate_findings(results: AuditResults) -> list[Finding]:
@@ -95,10 +112,12 @@ def gate_findings(results: AuditResults) -> list[Finding]:
     for gate in results.verdict.gates:
         if gate.result == "PASS":
             continue
+        if gate.ci is None:  # a quick gate decides on the value: show its level's interval
+            gate = replace(gate, ci=_level_interval(results, gate))
         out.append(
             Finding(
                 "gate",
-                HIGH,
+                SEVERITY["gate"],
                 f"{gate.result}: {gate.gate}: {_gate_evidence(gate)}",
                 metric=gate.metric,
                 value=gate.value,
@@ -107,6 +126,18 @@ def gate_findings(results: AuditResults) -> list[Finding]:
             )
         )
     return out
+
+
+def _level_interval(results: AuditResults, gate: Gate) -> list[float] | None:
+    """The 95% interval of the gate's metric at the level the gate names, if any."""
+    where = _where(gate.where)
+    metric = CATALOGUE.get(gate.metric)
+    if not where or metric is None or metric.scope != LEVEL:
+        return None
+    for lv in results.results:
+        if (lv.perturbation, lv.level) == (where["perturbation"], where["level"]):
+            return measure(metric, lv, results.headline_key)[1]
+    return None
 
 
 def _gate_evidence(gate: Gate) -> str:
@@ -129,6 +160,22 @@ def _where(where: str) -> dict[str, Any]:
 
 def collapse_findings(results: AuditResults) -> list[Finding]:
     """A binary detector that, at some levels, (almost) never recognises one class."""
+    return _class_findings(results, "class_collapse", (-1.0, COLLAPSE), "almost every {} sample")
+
+
+def bias_findings(results: AuditResults) -> list[Finding]:
+    """A binary detector that, at levels not already a collapse, misses most of one class."""
+    return _class_findings(results, "class_bias", (COLLAPSE, MOST), "most {} samples")
+
+
+def _class_findings(
+    results: AuditResults, rule: str, band: tuple[float, float], which: str
+) -> list[Finding]:
+    """Per class of a binary detector: the levels whose rate for it lies in `band`.
+
+    `band` is (above, at most); `which` names the samples called the other class
+    (`most {} samples`, filled with the class name).
+    """
     classes = list(results.model.get("classes") or [])
     positive = str(results.model.get("positive_class"))
     if len(classes) != 2 or positive not in classes or not results.labelled:
@@ -137,7 +184,7 @@ def collapse_findings(results: AuditResults) -> list[Finding]:
     out = []
     named = {positive: f"{positive} caught", negative: f"{negative} kept {negative}"}
     for cls, called in ((positive, negative), (negative, positive)):
-        rows = [lv for lv in _measured(results) if _class_rate(lv, cls) <= COLLAPSE]
+        rows = [lv for lv in _measured(results) if band[0] < _class_rate(lv, cls) <= band[1]]
         if not rows:
             continue
         rows.sort(key=lambda lv: _class_rate(lv, cls))
@@ -148,9 +195,9 @@ def collapse_findings(results: AuditResults) -> list[Finding]:
         interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
         out.append(
             Finding(
-                "class_collapse",
-                HIGH,
-                f"{where}: the detector calls almost every {cls} sample {called} "
+                rule,
+                SEVERITY[rule],
+                f"{where}: the detector calls {which.format(cls)} {called} "
                 f"({named[cls]} {kept}/{entry['n']}{interval} at {worst.perturbation} "
                 f"L{worst.level})",
                 worst.perturbation,
@@ -185,7 +232,7 @@ def chance_findings(results: AuditResults) -> list[Finding]:
     return [
         Finding(
             "chance",
-            HIGH,
+            SEVERITY["chance"],
             f"RA at chance ({chance:.3f}, the share of the largest class) at {len(rows)} "
             f"level(s): {where} (lowest {worst.ra:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] at "
             f"{worst.perturbation} L{worst.level})",
@@ -213,7 +260,7 @@ def no_effect_findings(results: AuditResults) -> list[Finding]:
     return [
         Finding(
             "no_effect",
-            MEDIUM,
+            SEVERITY["no_effect"],
             f"level(s) had no effect: no pixel changed on any sample at {where}{applied}; "
             "their RR is not evidence of robustness",
             first.perturbation,
@@ -229,17 +276,23 @@ def params_text(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={spread_text(v)}" for k, v in params.items())
 
 
-def hidden_movement_findings(results: AuditResults) -> list[Finding]:
-    """Levels where decisions held (RA steady) while the probabilities moved (RR low)."""
+def _steady(results: AuditResults) -> list[LevelResult]:
+    """The levels whose RA held near the clean accuracy while RR fell to `MOVED` or below."""
     clean = results.clean.get("accuracy")
     key = results.headline_key
     if clean is None:
         return []
-    rows = [
+    return [
         lv
         for lv in _measured(results)
         if lv.ra is not None and lv.ra >= clean - STEADY and lv.rr.get(key, 1.0) <= MOVED
     ]
+
+
+def hidden_movement_findings(results: AuditResults) -> list[Finding]:
+    """Levels where decisions held (RA steady) while the probabilities moved (RR low)."""
+    key = results.headline_key
+    rows = _steady(results)
     if not rows:
         return []
     rows.sort(key=lambda lv: lv.rr.get(key, 1.0))
@@ -248,11 +301,39 @@ def hidden_movement_findings(results: AuditResults) -> list[Finding]:
     return [
         Finding(
             "ra_hides_rr",
-            MEDIUM,
+            SEVERITY["ra_hides_rr"],
             f"RA held within {STEADY} of the clean accuracy while RR(b={key}) fell to "
             f"{MOVED} or below at {len(rows)} level(s): {where} (RR {worst.rr[key]:.3f} "
             f"[{ci[0]:.3f}, {ci[1]:.3f}] at {worst.perturbation} L{worst.level}); decisions "
             "held but probabilities moved",
+            worst.perturbation,
+            worst.level,
+            "rr",
+            worst.rr[key],
+            worst.rr_ci.get(key),
+        )
+    ]
+
+
+def unstable_findings(results: AuditResults) -> list[Finding]:
+    """Levels (not already `ra_hides_rr`) where the output moved beyond b on most samples."""
+    key = results.headline_key
+    hidden = {id(lv) for lv in _steady(results)}
+    rows = [
+        lv for lv in _measured(results) if id(lv) not in hidden and lv.rr.get(key, 1.0) <= UNSTABLE
+    ]
+    if not rows:
+        return []
+    rows.sort(key=lambda lv: lv.rr.get(key, 1.0))
+    where, worst = _span(rows)
+    ci = worst.rr_ci.get(key) or [0.0, 0.0]
+    return [
+        Finding(
+            "unstable",
+            SEVERITY["unstable"],
+            f"the output moved by more than b={key} on most samples (RR at most {UNSTABLE}) at "
+            f"{len(rows)} level(s): {where} (lowest RR {worst.rr[key]:.3f} [{ci[0]:.3f}, "
+            f"{ci[1]:.3f}] at {worst.perturbation} L{worst.level})",
             worst.perturbation,
             worst.level,
             "rr",
@@ -280,7 +361,7 @@ def monotone_findings(results: AuditResults) -> list[Finding]:
             out.append(
                 Finding(
                     "non_monotone",
-                    LOW,
+                    SEVERITY["non_monotone"],
                     f"non-monotone ladder: {name} {label} is {a:.3f} [{a_ci[0]:.3f}, "
                     f"{a_ci[1]:.3f}] at L{mild.level} but {b:.3f} [{b_ci[0]:.3f}, "
                     f"{b_ci[1]:.3f}] at the stronger L{strong.level}",
@@ -314,7 +395,44 @@ RULES: tuple[tuple[str, Callable[[AuditResults], list[Finding]]], ...] = (
     ("gate", gate_findings),
     ("class_collapse", collapse_findings),
     ("chance", chance_findings),
+    ("class_bias", bias_findings),
     ("no_effect", no_effect_findings),
     ("ra_hides_rr", hidden_movement_findings),
+    ("unstable", unstable_findings),
     ("non_monotone", monotone_findings),
 )
+
+
+_THRESHOLDS = {
+    "COLLAPSE": COLLAPSE,
+    "STEADY": STEADY,
+    "MOVED": MOVED,
+    "MOST": MOST,
+    "UNSTABLE": UNSTABLE,
+}
+
+
+def documented_rules() -> list[tuple[str, str]]:
+    """Each rule and what it looks for, from this module's docstring, thresholds filled in.
+
+    The report's "How findings are chosen" is made from this, so it cannot drift from
+    the rules (a test checks that every rule in `RULES` is documented).
+    """
+    out: list[tuple[str, str]] = []
+    for line in (__doc__ or "").splitlines():
+        if line.startswith("- `"):
+            name, _, text = line[3:].partition("`: ")
+            out.append((name, text))
+        elif out and line.startswith("  "):
+            out[-1] = (out[-1][0], f"{out[-1][1]} {line.strip()}")
+    for constant, value in _THRESHOLDS.items():
+        out = [(name, text.replace(f"`{constant}`", f"{value:g}")) for name, text in out]
+    return [(name, text.rstrip(";.")) for name, text in out]
+
+
+def ranking() -> str:
+    """How `find` orders the findings, in words for the report."""
+    return (
+        "Findings are ranked by severity (high, then medium, then low), and within a "
+        "severity in the order of the rules above."
+    )
