@@ -70,7 +70,8 @@ def test_the_report_shows_applied_parameters_and_marks_the_level(blurred):
     html = render_html(blurred)
     assert '<span class="applied">applied sigma=0.2143 (×0.2143)</span>' in html
     cell = html.index("gaussian_blur </span>L1")
-    assert html[html.rfind("<tr", 0, cell) :].startswith('<tr class="no-effect">')
+    row = html[html.rfind("<tr", 0, cell) :]
+    assert row.startswith('<tr id="lvl-gaussian_blur-L1" class="no-effect">')
     assert 'L1 <strong class="no-effect-mark">no effect</strong>' in html
     assert ">Pixels changed</th>" in html and ">PSNR (dB)</th>" in html
     # Older results have no such columns (the golden report covers their exact form).
