@@ -11,6 +11,8 @@ one sentence with its figure and interval. The rules, in order of severity:
   the largest class, what always answering that class scores);
 - `no_effect`: levels whose perturbation changed no pixel of any sample (their RR of 1
   measures nothing);
+- `face_lost` (`--face-crop`): levels where the face was found in fewer than `FACE_FOUND`
+  of the samples; each such sample counts as wrong and not robust;
 - `ra_hides_rr`: levels where RA stayed within `STEADY` of the clean accuracy while RR at
   the headline tolerance fell to `MOVED` or below: decisions held, probabilities moved;
 - `non_monotone`: a stronger level scored clearly better than a milder one (the two
@@ -30,6 +32,7 @@ from auditor.results import AuditResults, Gate, LevelResult, spread_text
 COLLAPSE = 0.05  # a per-class rate at or below this: the class is (almost) never recognised
 STEADY = 0.02  # RA within this of the clean accuracy counts as unchanged
 MOVED = 0.5  # RR at the headline tolerance at or below this: most probabilities moved
+FACE_FOUND = 0.95  # a face-found rate below this: the face detector failed often
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 _SEVERITY_RANK = {HIGH: 0, MEDIUM: 1, LOW: 2}
 
@@ -224,6 +227,32 @@ def no_effect_findings(results: AuditResults) -> list[Finding]:
     ]
 
 
+def face_lost_findings(results: AuditResults) -> list[Finding]:
+    """`--face-crop`: levels where the face detector lost the face in too many samples."""
+    rows = [
+        lv
+        for lv in results.results
+        if lv.face_found_rate is not None and lv.face_found_rate < FACE_FOUND
+    ]
+    if not rows:
+        return []
+    worst = min(rows, key=lambda lv: lv.face_found_rate or 0.0)
+    where, _ = _span(rows)
+    return [
+        Finding(
+            "face_lost",
+            HIGH,
+            f"the face detector found no face in {1 - (worst.face_found_rate or 0.0):.0%} of the "
+            f"samples at {worst.perturbation} L{worst.level} (face-found rate below "
+            f"{FACE_FOUND:.0%} at {where}); those samples count as wrong and not robust",
+            worst.perturbation,
+            worst.level,
+            "face_found_rate",
+            worst.face_found_rate,
+        )
+    ]
+
+
 def params_text(params: dict[str, Any]) -> str:
     """`sigma=1, quality=25`: stated parameters as the report writes them."""
     return ", ".join(f"{k}={spread_text(v)}" for k, v in params.items())
@@ -315,6 +344,7 @@ RULES: tuple[tuple[str, Callable[[AuditResults], list[Finding]]], ...] = (
     ("class_collapse", collapse_findings),
     ("chance", chance_findings),
     ("no_effect", no_effect_findings),
+    ("face_lost", face_lost_findings),
     ("ra_hides_rr", hidden_movement_findings),
     ("non_monotone", monotone_findings),
 )
