@@ -164,7 +164,7 @@ def _new_part(setup: _Setup, shard: tuple[int, int], started: str, total: int) -
     description = describe_config(config, setup.plan, model, setup.tuning.describe())
     return ShardResult(
         shard=shard,
-        digest=_digest(description, model, dataset),
+        digest=_digest(description, model, dataset, setup.face),
         started_at=started,
         model=model.describe(),
         config=description,
@@ -223,7 +223,9 @@ def _warm_up(
     return None
 
 
-def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) -> str:
+def _digest(
+    description: dict[str, Any], model: Model, dataset: data.Dataset, face: FaceFront | None
+) -> str:
     """Digest of what decides every per-sample result: settings, model, classes, data listing."""
     echo = echo_keys()  # recorded for the reader; the figures do not depend on them
     settings = {k: v for k, v in description.items() if k not in echo}
@@ -235,6 +237,8 @@ def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) ->
     # The classes as resolved (`via` in their settings): they are not in `config`.
     classes = {"classes": described["classes"], "positive": described["positive_class"]}
     blob = {"settings": settings, "model": described["sha256"], **classes, "data": listing}
+    if face is not None:  # a detector named by path: its file, not only its name
+        blob["face_detector"] = face.describe()["detector"]["sha256"]
     canonical = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
