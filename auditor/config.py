@@ -127,6 +127,47 @@ class VideoOptions:
     aggregate: str = setting("mean", RESULT, key="aggregate", option="aggregate")
 
 
+def _face_score(value: float, config: Any) -> bool:
+    return 0 < value < 1
+
+
+def _if_face_crop(value: Any, config: Any) -> Any:
+    """A face detection setting as recorded: None while `--face-crop` is off."""
+    return value if config.face.crop is not None else None
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    """The face front end (`--face-crop`): off unless a preset is given.
+
+    Defaults are `auditor.faces.detector`'s (bundled BlazeFace full range, score 0.5,
+    smallest face 20 px), repeated here because config sits below the faces package.
+    """
+
+    crop: str | None = setting(None, RESULT, key="crop", option="face_crop")
+    detector: str = setting(
+        "blazeface-full", RESULT, key="detector", option="face_detector", record=_if_face_crop
+    )
+    score: float = setting(
+        0.5,
+        RESULT,
+        key="score",
+        option="face_score",
+        record=_if_face_crop,
+        valid=_face_score,
+        message="--face-score must be in (0, 1)",
+    )
+    min_size: float = setting(
+        20.0,
+        RESULT,
+        key="min_size",
+        option="face_min_size",
+        record=_if_face_crop,
+        valid=lambda value, config: value >= 0,
+        message="--face-min-size must be 0 or more pixels",
+    )
+
+
 @dataclass(frozen=True)
 class AuditConfig:
     """One audit: model, data, perturbations, metrics options and gates.
@@ -242,6 +283,7 @@ class AuditConfig:
         (), ECHO, key="command_line", label="Command line", row=0
     )
     video: VideoOptions = setting(role=GROUP, factory=VideoOptions, key="video")
+    face: FaceOptions = setting(role=GROUP, factory=FaceOptions, key="face")
     batch_size: int = setting(  # rows per model call; 0 = automatic (engine.CPU_BATCH, GPU_BATCH)
         0,
         ECHO,

@@ -54,6 +54,11 @@ class LevelResult:
     # Per-sample outcome bitsets in manifest order (`auditor.metrics.paired`):
     # {"correct": str | None, "robust": {tolerance key: str}, "flipped": str}.
     outcomes: dict[str, Any] | None = None
+    # --face-crop only (absent otherwise): the share of samples whose face was found under
+    # every draw of the level, and the median distance (px) of the crop's centre from the
+    # clean crop's, over the draws that found a face.
+    face_found_rate: float | None = None
+    crop_shift_median: float | None = None
 
     @property
     def scaled(self) -> bool:
@@ -195,6 +200,8 @@ class AuditResults:
                 for key in MEASURED_LATER:
                     if level[key] in (None, False):
                         del level[key]
+            if level["face_found_rate"] is None:  # no --face-crop: no face figures
+                del level["face_found_rate"], level["crop_shift_median"]
         if body["findings"] is None:  # absent until issued
             del body["findings"]
         return {"schema": body.pop("schema"), **body}

@@ -11,6 +11,7 @@ import pytest
 from auditor.cli import check
 from auditor.config import (
     AuditConfig,
+    FaceOptions,
     ModelOptions,
     PreprocessOptions,
     VideoOptions,
@@ -61,7 +62,7 @@ def unclassified(cls: Any, seen: set[type]) -> list[str]:
 def test_every_field_of_the_config_is_classified():
     seen: set[type] = set()
     assert unclassified(AuditConfig, seen) == []
-    assert seen == {AuditConfig, ModelOptions, PreprocessOptions, VideoOptions}
+    assert seen == {AuditConfig, ModelOptions, PreprocessOptions, VideoOptions, FaceOptions}
     assert all(spec.role in ROLES for spec in walk(AuditConfig))
 
 
@@ -103,10 +104,17 @@ def test_the_config_record_follows_the_declaration():
         "headline_tolerance_key", "delta_norm", "seed", "repeats", "threshold", "limit",
         "max_pixels", "scale_to_input", "preprocess", "provider", "max_model_size",
         "output_kind", "output_name", "input_name", "fail_under_ra", "fail_under_rr",
-        "command_line", "video", "batch_size", "workers",
+        "command_line", "video", "face", "batch_size", "workers",
     ]  # fmt: skip
     assert recorded["tolerances"] == [0.01, 0.05, 0.1, 0.2]  # JSON lists, not tuples
     assert recorded["video"] == {"frames": None, "fps": None, "aggregate": "mean"}
+    # --face-crop off: its detection settings decide nothing, so they are recorded as None
+    off = {"crop": None, "detector": None, "score": None, "min_size": None}
+    assert recorded["face"] == off
+    on = dataclasses.replace(CONFIG, face=FaceOptions(crop="sbi", score=0.7))
+    assert record_settings(on, RESOLVED)["face"] == {
+        "crop": "sbi", "detector": "blazeface-full", "score": 0.7, "min_size": 20.0
+    }  # fmt: skip
     assert recorded["suite"] == "quick"
     assert (
         record_settings(dataclasses.replace(CONFIG, perturbations=("blur",)), RESOLVED)["suite"]

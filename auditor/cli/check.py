@@ -17,6 +17,7 @@ from auditor.cli.options import (
     Names,
     Number,
     NumberList,
+    face_options,
     identity_options,
     model_options,
     suite_choice,
@@ -185,6 +186,7 @@ from auditor.settings import from_options
     help="Scale pixel-sized perturbation parameters to the image size.",
 )
 @model_options
+@face_options
 @click.option(
     "-o",
     "--output",

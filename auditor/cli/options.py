@@ -175,6 +175,45 @@ MODEL_OPTIONS = [
 ]
 
 
+def face_options(command: F) -> F:
+    """`--face-crop` and the face detector's settings, of `check`."""
+    for option in reversed(FACE_OPTIONS):
+        command = option(command)
+    return command
+
+
+FACE_OPTIONS = [
+    click.option(
+        "--face-crop",
+        metavar="PRESET",
+        help="Find the largest face in each perturbed image and feed the model its crop: "
+        "ffpp, dfdc, sbi or box:scale=S. An image with no face is skipped ('no face'); "
+        "a perturbed one with no face counts as wrong and not robust.",
+    ),
+    click.option(
+        "--face-detector",
+        default="blazeface-full",
+        show_default=True,
+        metavar="NAME|PATH",
+        help="blazeface-full, blazeface-short, or a YuNet .onnx / BlazeFace .tflite file.",
+    ),
+    click.option(
+        "--face-score",
+        type=Number(),
+        default="0.5",
+        show_default=True,
+        help="Lowest face detection score kept, in (0, 1).",
+    ),
+    click.option(
+        "--face-min-size",
+        type=Number(),
+        default="20",
+        show_default=True,
+        help="Faces whose shorter side is below this many pixels are ignored.",
+    ),
+]
+
+
 def suite_names() -> list[str]:
     from auditor.perturbations import SUITES
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from auditor import data
+from auditor.engine.facecrop import FaceTrack
 from auditor.engine.pipeline import Failed, PixelChange, Scored
 from auditor.engine.plan import AuditPlan
 from auditor.errors import ConfigError
@@ -132,6 +133,8 @@ def journal_record(item: Scored | Failed) -> dict[str, Any]:
             if item.change is not None
             else {}
         ),
+        # --face-crop: the crop boxes, clean and per draw (None: no face found).
+        **({"fc": item.faces.as_list()} if item.faces is not None else {}),
     }
 
 
@@ -159,6 +162,7 @@ def from_journal_record(
         np.asarray(record["f"], np.float64) if "f" in record else None,
         tuple(record.get("fi", ())),
         _change(record.get("px")),
+        FaceTrack.from_list(record["fc"]) if "fc" in record else None,
     )
 
 

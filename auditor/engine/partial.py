@@ -111,6 +111,7 @@ def _assemble(
                 **values,
                 applied=applied_params(scaled, planned.params, sides),
                 **level.pixels.finish(),
+                **level.faces.finish(),
                 outcomes=level.outcomes.finish(order, keys) if order is not None else None,
             )
         )
@@ -276,6 +277,7 @@ def _describe_data(
         "converted": dict(sorted(converted.items())),
         "skipped": skipped,
         "manifest": manifest,
+        **({"face_crop": first.dataset["face_crop"]} if "face_crop" in first.dataset else {}),
         **(_describe_video(first, manifest) if first.dataset.get("media") == "video" else {}),
     }
 
@@ -333,22 +335,31 @@ def render_thumbnails(
     plan: AuditPlan,
     config: AuditConfig,
     workers: int = 1,
+    face: Any = None,
 ) -> dict[str, Any]:
     """Thumbnails of one sample clean and at every sampled level (first repeat), on `workers`
-    threads. The searches' points are not kept, so they have none."""
+    threads. The searches' points are not kept, so they have none.
+
+    With `face` (a `FaceFront`), each thumbnail is the face crop the model saw, or the whole
+    image where no face was found.
+    """
     from auditor.engine.pipeline import perturb
 
     draws = [d for d in plan.draws if d.repeat == 0]
 
+    def seen(pixels: Any) -> Any:
+        cut = face.cut(pixels) if face is not None else None
+        return pixels if cut is None else cut[0]
+
     def render(draw: Draw) -> str:
         out = perturb(image, draw, sample.key, config.seed, config.scale_to_input)
-        return thumbnails.data_uri(out)
+        return thumbnails.data_uri(seen(out))
 
     levels: dict[str, list[str]] = {d.perturbation: [] for d in draws}
     with ThreadPoolExecutor(workers) as pool:
         for draw, uri in zip(draws, pool.map(render, draws)):
             levels[draw.perturbation].append(uri)
-    return {"sample": sample.key, "clean": thumbnails.data_uri(image), "levels": levels}
+    return {"sample": sample.key, "clean": thumbnails.data_uri(seen(image)), "levels": levels}
 
 
 def render_moved(

@@ -33,6 +33,7 @@ from auditor import data, perturbations
 from auditor.data import video
 from auditor.engine import clips
 from auditor.engine.clips import squared_error
+from auditor.engine.facecrop import NO_FACE, FaceFront, FaceTrack
 from auditor.engine.plan import AuditPlan, Draw
 from auditor.errors import SampleError
 from auditor.model.adapter import Model
@@ -70,6 +71,7 @@ class Scored:
     frames: NDArray[np.float64] | None = None
     frame_indices: tuple[int, ...] = ()
     change: PixelChange | None = None  # how much each draw changed the pixels
+    faces: FaceTrack | None = None  # --face-crop: the crop boxes, clean and per draw
 
 
 @dataclass
@@ -95,6 +97,7 @@ class _Prepared:
     frames: int = 0  # videos: frames per draw (the tensor holds 1 + D runs of them)
     frame_indices: tuple[int, ...] = ()
     change: PixelChange | None = None
+    faces: FaceTrack | None = None
 
 
 @dataclass
@@ -198,8 +201,10 @@ class Pipeline:
         max_pixels: int,
         sampling: video.FrameSampling | None = None,
         aggregate: str = "mean",
+        face: FaceFront | None = None,
     ) -> None:
         self.model = model
+        self.face = face  # --face-crop: the model sees the face crop of each image
         self.draws = list(plan.draws)  # a sample's rows: clean, then these
         self.seed = seed
         self.scale_to_input = scale_to_input
@@ -305,25 +310,61 @@ class Pipeline:
             return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
         image = decoded.image
         tensor = self._rows()
-        sse = self.fill_rows(image, sample.key, self.draws, tensor)
+        try:
+            sse, faces = self.fill_rows(image, sample.key, self.draws, tensor)
+        except SampleError as exc:  # no face in the clean image
+            return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
         change = PixelChange(min(image.shape[:2]), image.size, tuple(sse))
         # Only the tensor goes on: the decoded and perturbed pixels are dropped here.
-        return _Prepared(index, sample, tensor, decoded.sha256, decoded.converted, change=change)
+        return _Prepared(
+            index, sample, tensor, decoded.sha256, decoded.converted, change=change, faces=faces
+        )
 
     def fill_rows(
         self, image: NDArray[np.uint8], key: str, draws: Sequence[Draw], tensor: NDArray[Any]
-    ) -> list[int]:
+    ) -> tuple[list[int], FaceTrack | None]:
         """Write `image` clean, then under each of `draws`, into `tensor`'s 1 + D rows.
 
-        Returns each draw's `squared_error` against `image`: the pixels exist only here.
+        Returns each draw's `squared_error` against `image` (the pixels exist only here)
+        and, with `--face-crop`, where each crop was cut. Raises `SampleError` ("no face")
+        when the clean image has no face.
         """
+        if self.face is not None:
+            return self._fill_faces(self.face, image, key, draws, tensor)
         self.model.to_tensor([image], out=tensor[:1])
         sse = []
         for row, draw in enumerate(draws, start=1):
             out = perturb(image, draw, key, self.seed, self.scale_to_input)
             sse.append(squared_error(image, out))
             self.model.to_tensor([out], out=tensor[row : row + 1])
-        return sse
+        return sse, None
+
+    def _fill_faces(
+        self,
+        face: FaceFront,
+        image: NDArray[np.uint8],
+        key: str,
+        draws: Sequence[Draw],
+        tensor: NDArray[Any],
+    ) -> tuple[list[int], FaceTrack]:
+        """`fill_rows` with the face found on the perturbed image and its crop fed to the model.
+
+        A draw with no face gets the clean crop's row: its probabilities are replaced
+        when counted (`facecrop.lost_probs`), so what the row holds does not matter.
+        """
+        found = face.cut(image)
+        if found is None:
+            raise SampleError(NO_FACE)
+        pixels, clean_box = found
+        self.model.to_tensor([pixels], out=tensor[:1])
+        sse, boxes = [], []
+        for row, draw in enumerate(draws, start=1):
+            out = perturb(image, draw, key, self.seed, self.scale_to_input)
+            sse.append(squared_error(image, out))  # the whole image, as the perturbation saw it
+            cut = face.cut(out)
+            boxes.append(None if cut is None else cut[1])
+            self.model.to_tensor([pixels if cut is None else cut[0]], out=tensor[row : row + 1])
+        return sse, FaceTrack(clean_box, tuple(boxes))
 
     def _rows(self) -> NDArray[Any]:
         """An image's tensor of 1 + D rows: a finished sample's, else a new one."""
@@ -401,4 +442,5 @@ def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scor
         prepared.probs[0],
         prepared.probs[1:],
         change=prepared.change,
+        faces=prepared.faces,
     )

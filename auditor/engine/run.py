@@ -21,6 +21,7 @@ from auditor import data
 from auditor.config import AuditConfig, echo_keys, validate
 from auditor.data import video
 from auditor.engine import environment
+from auditor.engine.facecrop import FaceFront
 from auditor.engine.partial import (
     NothingDone,
     ShardResult,
@@ -92,7 +93,7 @@ def run_shard(
     part = _new_part(setup, shard, started, total=len(mine) * plan.units_per_sample)
     workers = setup.tuning.workers
     if first is not None:
-        part.thumbnails = render_thumbnails(first[1], first[2], plan, config, workers)
+        part.thumbnails = render_thumbnails(first[1], first[2], plan, config, workers, setup.face)
         part.thumbnails_index = first[0]
     probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
     run = ShardRun(config, part, setup.label_of, probe_keys, progress)
@@ -119,6 +120,7 @@ class _Setup:
     model: Model
     dataset: data.Dataset
     label_of: Callable[[data.Sample], int]
+    face: FaceFront | None = None  # --face-crop
 
 
 def _set_up(config: AuditConfig, shard: tuple[int, int], model: Model | None) -> _Setup:
@@ -138,7 +140,22 @@ def _set_up(config: AuditConfig, shard: tuple[int, int], model: Model | None) ->
     if plan.searches and dataset.media == "video":
         names = ", ".join(sorted(plan.names(SEARCH)))
         raise ConfigError(f"{names} searches images; it cannot run on videos")
-    return _Setup(config, plan, tuning, model, dataset, _label_indexer(model, dataset))
+    face = _face_front(config, plan, dataset)
+    if face is not None:  # the preset may ask for its own resize (dfdc: letterbox, centred)
+        model.prep = face.adjust(model.prep)
+    return _Setup(config, plan, tuning, model, dataset, _label_indexer(model, dataset), face)
+
+
+def _face_front(config: AuditConfig, plan: AuditPlan, dataset: data.Dataset) -> FaceFront | None:
+    """The `--face-crop` front end, or None; refused where it is not supported."""
+    if config.face.crop is None:
+        return None
+    if plan.searches:
+        names = ", ".join(sorted(plan.names(SEARCH)))
+        raise ConfigError(f"--face-crop does not support the searches ({names}) yet")
+    if dataset.media == "video":
+        raise ConfigError("--face-crop supports image folders only so far, not videos")
+    return FaceFront(config.face)
 
 
 def _new_part(setup: _Setup, shard: tuple[int, int], started: str, total: int) -> ShardResult:
@@ -147,7 +164,7 @@ def _new_part(setup: _Setup, shard: tuple[int, int], started: str, total: int) -
     description = describe_config(config, setup.plan, model, setup.tuning.describe())
     return ShardResult(
         shard=shard,
-        digest=_digest(description, model, dataset),
+        digest=_digest(description, model, dataset, setup.face),
         started_at=started,
         model=model.describe(),
         config=description,
@@ -157,6 +174,7 @@ def _new_part(setup: _Setup, shard: tuple[int, int], started: str, total: int) -
             "kind": dataset.kind,
             "labelled": dataset.labelled,
             "media": dataset.media,
+            **({"face_crop": setup.face.describe()} if setup.face is not None else {}),
         },
         class_names=list(model.classes or []),
         scoring=Scoring(
@@ -187,6 +205,7 @@ def _pipeline(setup: _Setup) -> Pipeline:
         max_pixels=config.max_pixels,
         sampling=sampling,
         aggregate=config.video.aggregate,
+        face=setup.face,
     )
 
 
@@ -204,7 +223,9 @@ def _warm_up(
     return None
 
 
-def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) -> str:
+def _digest(
+    description: dict[str, Any], model: Model, dataset: data.Dataset, face: FaceFront | None
+) -> str:
     """Digest of what decides every per-sample result: settings, model, classes, data listing."""
     echo = echo_keys()  # recorded for the reader; the figures do not depend on them
     settings = {k: v for k, v in description.items() if k not in echo}
@@ -216,6 +237,8 @@ def _digest(description: dict[str, Any], model: Model, dataset: data.Dataset) ->
     # The classes as resolved (`via` in their settings): they are not in `config`.
     classes = {"classes": described["classes"], "positive": described["positive_class"]}
     blob = {"settings": settings, "model": described["sha256"], **classes, "data": listing}
+    if face is not None:  # a detector named by path: its file, not only its name
+        blob["face_detector"] = face.describe()["detector"]["sha256"]
     canonical = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

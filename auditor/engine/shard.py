@@ -15,6 +15,7 @@ import numpy as np
 from auditor import data, metrics
 from auditor.adversarial.registry import SEARCHES, Group, Scorer, SearchLevel
 from auditor.config import AuditConfig
+from auditor.engine.facecrop import lost_probs
 from auditor.engine.journal import Journal, from_journal_record, journal_record
 from auditor.engine.partial import (
     ShardResult,
@@ -124,6 +125,7 @@ class ShardRun:
         )
         shape = (len(scored), len(self.sampled), self.repeats, clean.shape[1])
         every = np.stack([item.perturbed for item in scored]).reshape(shape)
+        lost = self._lost_faces(scored, clean, labels, every)
         per_level = [np.ascontiguousarray(every[:, j].transpose(1, 0, 2)) for j in range(shape[1])]
         found: list[np.ndarray] = []
         if self.searches is not None:
@@ -132,12 +134,51 @@ class ShardRun:
             )
             found = self.searches.run(scored, clean, targets, self.part.stats)
         keys = [item.sample.key for item in scored]
-        self.part.stats.add(clean, self.plan.in_order(per_level, found), labels, s, keys)
+        lost_levels = None
+        if lost is not None:  # --face-crop runs no search: the levels are the sampled ones
+            lost_levels = [np.ascontiguousarray(lost[:, j].T) for j in range(shape[1])]
+        perturbed = self.plan.in_order(per_level, found)
+        self.part.stats.add(clean, perturbed, labels, s, keys, lost_levels)
+        self._count_faces(scored, shape[1])
         self._count_pixels(scored, shape[1])
         if self.sampled:  # the searches' images are not kept, so they offer none
             self._offer_moved(scored, clean, every, per_level, labels)
         if self.part.frame_stats is not None:
             self._count_frames(scored, labels, shape[1])
+
+    def _lost_faces(
+        self,
+        scored: list[Scored],
+        clean: np.ndarray,
+        labels: np.ndarray | None,
+        every: np.ndarray,
+    ) -> np.ndarray | None:
+        """`--face-crop`: which draws found no face (N x L x R), their rows rescored in place.
+
+        Such a row is scored as `facecrop.lost_probs` of the sample's clean scores and its
+        label (unlabelled: its clean decision); None without face crops.
+        """
+        tracks = [item.faces for item in scored]
+        if not tracks or any(t is None for t in tracks):
+            return None
+        lost = np.array([t.lost for t in tracks if t is not None], bool).reshape(every.shape[:3])
+        s = self.part.scoring
+        targets = labels if labels is not None else metrics.decide(clean, s.threshold, s.positive)
+        for n, j, r in zip(*np.nonzero(lost)):
+            every[n, j, r] = lost_probs(clean[n], int(targets[n]))
+        return lost
+
+    def _count_faces(self, scored: list[Scored], levels: int) -> None:
+        """`--face-crop`: count each level's faces found and crop shifts (`FaceStats`)."""
+        tracks = [item.faces for item in scored if item.faces is not None]
+        if not levels or len(tracks) != len(scored):
+            return
+        lost = np.array([t.lost for t in tracks], bool).reshape(len(scored), levels, self.repeats)
+        shifts = [t.shifts() for t in tracks]
+        for j, planned in enumerate(self.sampled):
+            draws = range(j * self.repeats, (j + 1) * self.repeats)
+            moved = [v for row in shifts for v in (row[d] for d in draws) if v is not None]
+            self.part.stats.add_faces(planned.index, lost[:, j].T, moved)
 
     def _count_pixels(self, scored: list[Scored], levels: int) -> None:
         """Count how each sampled level's draws changed the pixels (`PixelChange`)."""
@@ -192,8 +233,22 @@ class ShardRun:
                         "delta": float(deltas[j, r, n]),
                         "clean_probs": clean[n].tolist(),
                         "perturbed_probs": every[n, j, r].tolist(),
+                        **_crop_boxes(item, j * self.repeats + r),
                     },
                 )
+
+
+def _crop_boxes(item: Scored, draw: int) -> dict[str, Any]:
+    """`--face-crop`: a moved sample's crop boxes [x, y, w, h], clean and at its draw."""
+    if item.faces is None:
+        return {}
+    box = item.faces.draws[draw]
+    return {
+        "crop_boxes": {
+            "clean": list(item.faces.clean),
+            "perturbed": None if box is None else list(box),
+        }
+    }
 
 
 @contextmanager

@@ -25,6 +25,9 @@ Labels = NDArray[np.int64]
 MOVED_PER_PERTURBATION = 3
 PSNR_STEPS = 100  # PSNR is counted in steps of 1 / PSNR_STEPS dB
 PEAK = 255.0  # the largest uint8 pixel value: PSNR's peak signal
+# The worst delta given to a sample whose face was lost at a level (`--face-crop`): above
+# every tolerance (they are at most 1), so RR counts it not robust.
+LOST_DELTA = 2.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,43 @@ class PixelStats:
 
 
 @dataclass
+class FaceStats:
+    """`--face-crop` at one level: faces found, and how far the crops moved (mergeable)."""
+
+    samples: int = 0  # samples counted
+    found: int = 0  # samples whose face was found under every draw of the level
+    shifts: Counter[int] = field(default_factory=Counter)  # crop centre shift, px -> draws
+
+    def add(self, lost: NDArray[np.bool_], shifts: Sequence[float]) -> None:
+        """Count samples: `lost` R x N (no face under that draw); `shifts` of the found draws."""
+        self.samples += lost.shape[1]
+        self.found += int((~lost.any(axis=0)).sum())
+        self.shifts.update(metrics.value_counts(np.rint(np.asarray(shifts)).astype(np.int64)))
+
+    def merge(self, other: FaceStats) -> None:
+        self.samples += other.samples
+        self.found += other.found
+        self.shifts.update(other.shifts)
+
+    def finish(self) -> dict[str, Any]:
+        """`face_found_rate` and `crop_shift_median` (px, whole); empty when not counted."""
+        if not self.samples:
+            return {}
+        keys = sorted(self.shifts)
+        median = None
+        if keys:
+            ends = np.cumsum([self.shifts[k] for k in keys])
+            total = int(ends[-1])
+            ranks = ((total - 1) // 2, total // 2)  # the middle rank(s), 0-based
+            a, b = (keys[int(np.searchsorted(ends, r, "right"))] for r in ranks)
+            median = (a + b) / 2
+        return {
+            "face_found_rate": metrics.rounded(self.found / self.samples),
+            "crop_shift_median": median,
+        }
+
+
+@dataclass
 class Outcomes:
     """Each counted sample's outcome bits at one level, in the order they were counted.
 
@@ -169,6 +209,7 @@ class LevelStats:
     scores: list[tuple[Counter[int], Counter[int]]] = field(default_factory=list)  # per repeat
     pixels: PixelStats = field(default_factory=PixelStats)
     outcomes: Outcomes = field(default_factory=Outcomes)
+    faces: FaceStats = field(default_factory=FaceStats)
 
     def add(
         self,
@@ -177,11 +218,13 @@ class LevelStats:
         labels: Labels | None,
         s: Scoring,
         keep_outcomes: bool = False,
+        lost: NDArray[np.bool_] | None = None,
     ) -> None:
         """Count samples: `clean` N x K, `perturbed` R x N x K.
 
         `keep_outcomes`: also keep each sample's outcome bits (`Outcomes`), in the order
-        the samples are counted.
+        the samples are counted. `lost` (R x N, `--face-crop`): draws where no face was
+        found; such a sample counts as flipped, wrong and outside every tolerance.
         """
         if not self.within:
             self.within = [0] * len(s.tolerances)
@@ -190,6 +233,12 @@ class LevelStats:
         base = metrics.decide(clean, s.threshold, s.positive)
         decisions = metrics.decide(perturbed, s.threshold, s.positive)
         flipped = (decisions != base[None]).any(axis=0)
+        missing: NDArray[np.bool_] | None = None
+        if lost is not None:
+            missing = np.asarray(lost.any(axis=0), bool)
+        if missing is not None:
+            worst = np.where(missing, LOST_DELTA, worst)
+            flipped |= missing
         self.n += len(clean)
         self.flips += int(flipped.sum())
         ordered = np.sort(worst)  # count of deltas <= b + slack, for every b at once
@@ -200,16 +249,24 @@ class LevelStats:
         self.deltas.update(metrics.value_counts(metrics.quantize(worst)))
         correct = None
         if labels is not None:
-            correct = self._add_labelled(clean, perturbed, labels, decisions, s)
+            correct = self._add_labelled(clean, perturbed, labels, decisions, s, missing)
         if keep_outcomes:
             robust = [worst <= b + metrics.FLOAT_SLACK for b in s.tolerances]
             self.outcomes.add(correct, robust, flipped)
 
     def _add_labelled(
-        self, clean: Probs, perturbed: Probs, labels: Labels, decisions: Any, s: Scoring
+        self,
+        clean: Probs,
+        perturbed: Probs,
+        labels: Labels,
+        decisions: Any,
+        s: Scoring,
+        missing: NDArray[np.bool_] | None = None,
     ) -> NDArray[np.bool_]:
         """Count the labelled figures; return which samples were correct under every draw."""
         robust = (decisions == labels[None]).all(axis=0)
+        if missing is not None:  # no face found: the pipeline made no decision to be right
+            robust &= ~missing
         self.robust += int(robust.sum())
         for index in np.unique(labels).tolist():
             mask = labels == index
@@ -249,6 +306,7 @@ class LevelStats:
             mine[1].update(theirs[1])
         self.pixels.merge(other.pixels)
         self.outcomes.merge(other.outcomes)
+        self.faces.merge(other.faces)
 
     def finish(
         self,
@@ -384,18 +442,21 @@ class AuditStats:
         labels: Labels | None,
         s: Scoring,
         keys: Sequence[str] | None = None,
+        lost: Sequence[NDArray[np.bool_] | None] | None = None,
     ) -> None:
         """Count a group of samples: `perturbed[j]` is R x N x K for level j.
 
-        With the samples' `keys`, each level also keeps their outcome bits (`Outcomes`).
+        With the samples' `keys`, each level also keeps their outcome bits (`Outcomes`);
+        `lost[j]` (R x N, `--face-crop`) marks the draws of level j where no face was found.
         """
         while len(self.levels) < len(perturbed):
             self.levels.append(LevelStats())
         self.clean.add(clean, labels, s)
         if keys is not None:
             self.keys.extend(keys)
-        for stats, probs in zip(self.levels, perturbed):
-            stats.add(clean, probs, labels, s, keep_outcomes=keys is not None)
+        misses = lost if lost is not None else [None] * len(perturbed)
+        for stats, probs, missing in zip(self.levels, perturbed, misses):
+            stats.add(clean, probs, labels, s, keys is not None, missing)
 
     def add_pixels(
         self,
@@ -408,6 +469,10 @@ class AuditStats:
         self.sides.update(sides)
         for j, index in enumerate(levels):
             self.levels[index].pixels.add(sse[:, j], values)
+
+    def add_faces(self, index: int, lost: NDArray[np.bool_], shifts: Sequence[float]) -> None:
+        """Count level `index`'s faces (`FaceStats.add`)."""
+        self.levels[index].faces.add(lost, shifts)
 
     def manifest_order(self) -> list[int]:
         """The positions of the kept samples sorted by key: the results' manifest order."""

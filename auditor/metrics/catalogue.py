@@ -150,6 +150,10 @@ LEFT_OUT = {
     "psnr_median": "the perturbation's strength on this data, not a measurement of the model",
     "no_effect": "marks a level that changed no pixel (its figures measure nothing)",
     "outcomes": "per-sample outcome bitsets for paired tests (`auditor compare`)",
+    "face_found_rate": "--face-crop: the share of samples whose face the detector found at the "
+    "level, a fact of the front end; shown beside n, and a `face_lost` finding when low",
+    "crop_shift_median": "--face-crop: how far the crop moved from the clean one (px), a fact "
+    "of the front end on this data, shown beside the face-found rate",
 }
 
 

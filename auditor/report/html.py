@@ -415,6 +415,8 @@ def _context(
         "groups": list(charts.by_perturbation(results).items()),
         # Results from before the pixel change was recorded have none: no columns for it.
         "pixels": any(r.changed_share is not None for r in results.results),
+        # --face-crop: the face-found rate and crop shift beside n.
+        "faces": any(r.face_found_rate is not None for r in results.results),
         "binary": binary,
         "worst_ra": _worst(results, get("ra")),
         "worst_rr": _worst(results, get("rr")),

@@ -13,6 +13,8 @@ one sentence with its figure and interval. The rules, in order of severity:
   class the other class (its per-class rate at most `MOST`, above `COLLAPSE`);
 - `no_effect`: levels whose perturbation changed no pixel of any sample (their RR of 1
   measures nothing);
+- `face_lost` (`--face-crop`): levels where the face was found in fewer than `FACE_FOUND`
+  of the samples; each such sample counts as wrong and not robust;
 - `ra_hides_rr`: levels where RA stayed within `STEADY` of the clean accuracy while RR at
   the headline tolerance fell to `MOVED` or below: decisions held, probabilities moved;
 - `unstable`: other levels where RR at the headline tolerance fell to `UNSTABLE` or
@@ -37,10 +39,12 @@ STEADY = 0.02  # RA within this of the clean accuracy counts as unchanged
 MOVED = 0.5  # RR at the headline tolerance at or below this: most probabilities moved
 MOST = 0.25  # a per-class rate at or below this: most of the class is called the other one
 UNSTABLE = 0.2  # RR at the headline tolerance at or below this: the output moved on most samples
+FACE_FOUND = 0.95  # a face-found rate below this: the face detector failed often
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 _SEVERITY_RANK = {HIGH: 0, MEDIUM: 1, LOW: 2}
 SEVERITY = {
     "gate": HIGH,
+    "face_lost": HIGH,
     "class_collapse": HIGH,
     "chance": HIGH,
     "class_bias": MEDIUM,
@@ -271,6 +275,32 @@ def no_effect_findings(results: AuditResults) -> list[Finding]:
     ]
 
 
+def face_lost_findings(results: AuditResults) -> list[Finding]:
+    """`--face-crop`: levels where the face detector lost the face in too many samples."""
+    rows = [
+        lv
+        for lv in results.results
+        if lv.face_found_rate is not None and lv.face_found_rate < FACE_FOUND
+    ]
+    if not rows:
+        return []
+    worst = min(rows, key=lambda lv: lv.face_found_rate or 0.0)
+    where, _ = _span(rows)
+    return [
+        Finding(
+            "face_lost",
+            SEVERITY["face_lost"],
+            f"the face detector found no face in {1 - (worst.face_found_rate or 0.0):.0%} of the "
+            f"samples at {worst.perturbation} L{worst.level} (face-found rate below "
+            f"{FACE_FOUND:.0%} at {where}); those samples count as wrong and not robust",
+            worst.perturbation,
+            worst.level,
+            "face_found_rate",
+            worst.face_found_rate,
+        )
+    ]
+
+
 def params_text(params: dict[str, Any]) -> str:
     """`sigma=1, quality=25`: stated parameters as the report writes them."""
     return ", ".join(f"{k}={spread_text(v)}" for k, v in params.items())
@@ -397,6 +427,7 @@ RULES: tuple[tuple[str, Callable[[AuditResults], list[Finding]]], ...] = (
     ("chance", chance_findings),
     ("class_bias", bias_findings),
     ("no_effect", no_effect_findings),
+    ("face_lost", face_lost_findings),
     ("ra_hides_rr", hidden_movement_findings),
     ("unstable", unstable_findings),
     ("non_monotone", monotone_findings),
