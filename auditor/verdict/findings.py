@@ -9,12 +9,12 @@ one sentence with its figure and interval. The rules, in order of severity:
   of one class the other class (its per-class rate at most `COLLAPSE`);
 - `chance`: levels whose RA is not above chance (the 95% interval reaches the share of
   the largest class, what always answering that class scores);
+- `face_lost`: with a face crop, levels where the face was found in fewer than
+  `FACE_FOUND` of the samples; each such sample counts as wrong and not robust;
 - `class_bias`: a binary detector that, at some other levels, calls most samples of one
   class the other class (its per-class rate at most `MOST`, above `COLLAPSE`);
 - `no_effect`: levels whose perturbation changed no pixel of any sample (their RR of 1
   measures nothing);
-- `face_lost` (`--face-crop`): levels where the face was found in fewer than `FACE_FOUND`
-  of the samples; each such sample counts as wrong and not robust;
 - `ra_hides_rr`: levels where RA stayed within `STEADY` of the clean accuracy while RR at
   the headline tolerance fell to `MOVED` or below: decisions held, probabilities moved;
 - `unstable`: other levels where RR at the headline tolerance fell to `UNSTABLE` or
@@ -44,9 +44,9 @@ HIGH, MEDIUM, LOW = "high", "medium", "low"
 _SEVERITY_RANK = {HIGH: 0, MEDIUM: 1, LOW: 2}
 SEVERITY = {
     "gate": HIGH,
-    "face_lost": HIGH,
     "class_collapse": HIGH,
     "chance": HIGH,
+    "face_lost": HIGH,
     "class_bias": MEDIUM,
     "no_effect": MEDIUM,
     "ra_hides_rr": MEDIUM,
@@ -425,9 +425,9 @@ RULES: tuple[tuple[str, Callable[[AuditResults], list[Finding]]], ...] = (
     ("gate", gate_findings),
     ("class_collapse", collapse_findings),
     ("chance", chance_findings),
+    ("face_lost", face_lost_findings),
     ("class_bias", bias_findings),
     ("no_effect", no_effect_findings),
-    ("face_lost", face_lost_findings),
     ("ra_hides_rr", hidden_movement_findings),
     ("unstable", unstable_findings),
     ("non_monotone", monotone_findings),
@@ -440,6 +440,7 @@ _THRESHOLDS = {
     "MOVED": MOVED,
     "MOST": MOST,
     "UNSTABLE": UNSTABLE,
+    "FACE_FOUND": FACE_FOUND,
 }
 
 
