@@ -5,6 +5,7 @@ as one stream, and the stand-in (with its warning line) where PyAV cannot be imp
 from __future__ import annotations
 
 import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,8 +115,9 @@ def test_without_pyav_the_cli_warns_once_and_names_the_stand_in():
         "from auditor.cli import main\n"
         "main(['perturbations', '--suite', 'deepfake'])\n"
     )
+    env = {**os.environ, "COLUMNS": "80"}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env
     )
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line]
@@ -124,7 +126,9 @@ def test_without_pyav_the_cli_warns_once_and_names_the_stand_in():
         f"using {stand_in_label()} instead of H.264 (libx264), which is milder at the same "
         "rate factor (pip install av)"
     ]
-    listing = next(line for line in result.stdout.splitlines() if "video_compression" in line)
+    block = result.stdout.split("video_compression", 1)[1]
+    listing = " ".join(block.split())  # the description wraps to the terminal's width
+    assert listing.split("h265_compression")[0].count("[codec: ") == 1
     assert "[codec: av1, avif]" in listing or "[codec: mjpeg, avi]" in listing
 
 
