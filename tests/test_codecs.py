@@ -4,8 +4,8 @@ as one stream, and the stand-in (with its warning line) where PyAV cannot be imp
 
 from __future__ import annotations
 
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
