@@ -196,7 +196,7 @@ def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tm
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["check"], "Missing argument 'MODEL'. (see 'python -m auditor check --help')"),
+        (["check"], "Missing argument 'MODEL...'. (see 'python -m auditor check --help')"),
         (["check", "m.onnx", "--data", ".", "--bogus"], "No such option '--bogus'"),
         (["nosuch"], "No such command 'nosuch'. (see 'python -m auditor --help')"),
         (["check", "m.onnx", "--data", ".", "--suite", "nope"], "suite 'nope'; known: all, "),

@@ -36,12 +36,12 @@ from auditor.errors import (
     EXIT_OK,
     ConfigError,
 )
-from auditor.publish import WRITERS, Target, publish
+from auditor.publish import WRITERS, Target, publish, write_text
 from auditor.settings import from_options
 
 
 @click.command(cls=GroupedCommand, groups=CHECK_GROUPS, epilog=CHECK_EXAMPLES)
-@click.argument("model", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("model", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--data",
     "data_path",
@@ -242,6 +242,11 @@ def check(**options: Any) -> None:
     from auditor.report.html import summary_lines
     from auditor.verdict import policy
 
+    models = options["model"]
+    if len(models) > 1:
+        check_models(models, options)
+        return
+    options = {**options, "model": models[0]}
     rules = policy.load_policy(options["policy_path"]) if options["policy_path"] else None
     key = signing_key(options["sign_key"])  # before the audit: a bad key fails fast
     json_path = options["json_path"] or options["output"].with_suffix(".json")
@@ -262,6 +267,59 @@ def check(**options: Any) -> None:
     click.echo("\n".join(summary_lines(results)), err=True)
     click.echo(f"auditor: wrote {listed(written)}", err=True)
     sys.exit(EXIT_OK if results.verdict.passed else EXIT_GATE_FAILED)
+
+
+def check_models(models: tuple[Path, ...], options: dict[str, Any]) -> None:
+    """Several models in one run: a report per model and their comparison; exit 1 if any fails."""
+    from auditor.cli.progress import audit_bar
+    from auditor.engine.multi import check_several, run_audits
+    from auditor.engine.run import AuditInterrupted
+    from auditor.report.compare import compare_results, render_compare
+    from auditor.report.compare import summary_lines as compare_lines
+    from auditor.report.html import summary_lines
+    from auditor.verdict import policy
+
+    rules = policy.load_policy(options["policy_path"]) if options["policy_path"] else None
+    key = signing_key(options["sign_key"])
+    stems = [path.stem for path in models]
+    if len(set(stems)) < len(stems):
+        raise ConfigError("the models' file names must differ: their reports are named after them")
+    merged = _with_policy(options, rules)
+    configs = [_config_from({**merged, "model": path}) for path in models]
+    check_several(configs[0], len(models))
+    bar = audit_bar(configs[0].data_path, configs[0].repeats)
+    try:
+        every = [_issued(r, rules, options) for r in run_audits(configs, bar)]
+    except AuditInterrupted as stop:
+        click.echo(
+            f"auditor: interrupted after {stop.done} of {stop.total} {bar.unit}; "
+            "a multi-model run writes no partial reports",
+            err=True,
+        )
+        sys.exit(EXIT_CANNOT_RUN)
+    audits = []
+    for stem, results in zip(stems, every):
+        report = _named(options["output"], stem)
+        given = options["json_path"]
+        json_path = _named(given, stem) if given else report.with_suffix(".json")
+        written = publish(results, output_targets(options["formats"], report, json_path), key)
+        for line in summary_lines(results):
+            click.echo(line, err=True)
+        click.echo(f"auditor: wrote {listed(written)}", err=True)
+        audits.append((json_path, results))
+    comparison = compare_results(audits)
+    path = _named(options["output"], "compare")
+    write_text(path, render_compare(comparison), "the comparison")
+    for line in compare_lines(comparison):
+        click.echo(f"auditor: {line}", err=True)
+    click.echo(f"auditor: wrote {path}", err=True)
+    passed = all(results.verdict.passed for results in every)
+    sys.exit(EXIT_OK if passed else EXIT_GATE_FAILED)
+
+
+def _named(path: Path, stem: str) -> Path:
+    """`report.html` -> `report-STEM.html`: one model's file of a multi-model run."""
+    return path.with_name(f"{path.stem}-{stem}{path.suffix}")
 
 
 def _issued(results: Any, rules: Any, options: dict[str, Any]) -> Any:
