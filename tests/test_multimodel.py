@@ -86,6 +86,7 @@ def test_exit_code_is_1_when_one_model_fails_a_gate(tmp_path, models, data_dir):
         (("-p", "square_linf:eps=0,4/255", "--queries", "5"), "searches query one model"),
         (("--data", VIDEOS, "--frames", "2"), "videos take one model"),
         (("--resume",), "--resume takes one model"),
+        (("--face-crop", "ffpp"), "--face-crop takes one model"),
     ],
 )
 def test_what_several_models_refuse(tmp_path, models, data_dir, extra, message):

@@ -2,8 +2,8 @@
 
 `run_audits` gives one `AuditResults` per model, each the same as a run of its own
 (`FanOut` keeps every model's rows and batches as they would be), with the same
-manifest by construction. Searches, videos, the journal (so `--resume`) and Ray are
-single-model only for now: a search queries one model, and the others are not yet
+manifest by construction. Searches, videos, the face crop, the journal (so `--resume`) and
+Ray are single-model only for now: a search queries one model, and the others are not yet
 written for several.
 """
 
@@ -92,11 +92,13 @@ def run_audits(
 
 
 def _refuse(setup: _Setup) -> None:
-    """Searches and videos run one model at a time."""
+    """Searches, videos and the face crop run one model at a time."""
     if setup.plan.searches:
         raise ConfigError("adversarial searches query one model; audit the models one by one")
     if setup.dataset.media == "video":
         raise ConfigError("videos take one model at a time; audit the models one by one")
+    if setup.face is not None:
+        raise ConfigError("--face-crop takes one model at a time; audit the models one by one")
 
 
 def _part(setup: _Setup, mine: list[tuple[int, data.Sample]], started: str) -> ShardResult:
