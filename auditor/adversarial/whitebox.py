@@ -1,0 +1,30 @@
+"""What the gradient attacks need installed: PyTorch, from the `whitebox` extra.
+
+Importable without torch, so that the attacks register, list and plan everywhere; the
+check runs before an audit that plans one starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from auditor.errors import ConfigError
+
+INSTALL = 'pip install "auditor[cpu,whitebox]"'
+
+
+class MissingExtraError(ConfigError):
+    """A gradient attack was asked for without PyTorch installed."""
+
+
+def has_torch() -> bool:
+    """Whether PyTorch can be imported here."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def require_torch(name: str) -> None:
+    """Raise `MissingExtraError` (one line naming the extra) when PyTorch is missing."""
+    if not has_torch():
+        raise MissingExtraError(
+            f"the gradient attack {name} needs PyTorch, from the whitebox extra: {INSTALL}"
+        )
