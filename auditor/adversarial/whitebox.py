@@ -6,7 +6,7 @@ check runs before an audit that plans one starts.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 from auditor.errors import ConfigError
 
@@ -18,8 +18,12 @@ class MissingExtraError(ConfigError):
 
 
 def has_torch() -> bool:
-    """Whether PyTorch can be imported here."""
-    return importlib.util.find_spec("torch") is not None
+    """Whether PyTorch imports here (a broken install counts as missing)."""
+    try:
+        importlib.import_module("torch")
+    except ImportError:
+        return False
+    return True
 
 
 def require_torch(name: str) -> None:
