@@ -8,9 +8,13 @@ Prints, for each detector:
 3. a reference check: our `fgsm` equals a plain FGSM computed by hand on the converted
    graph (torch autograd on the pipeline's input tensor, one signed step of eps);
 4. RA and RR (b = 0.01, 0.05, 0.1, 0.2) under fgsm, pgd_linf and linf_noise at the
-   paper's eps 0.01, 0.05, 0.1, 0.2, from full audits (`auditor check`, --limit).
+   paper's eps 0.01, 0.05, 0.1, 0.2, from full audits (`auditor check`, --limit);
+5. where adversarial-robustness-toolbox is installed (it needs no torch of its own):
+   our pgd_linf (flip objective) against ART's ProjectedGradientDescent on the same
+   twin, images and eps, same steps, step and random start; both rounded to uint8
+   and scored by onnxruntime; RA and CPU ms per image.
 
-    PYTHONPATH=. python bench/whitebox.py [--limit 100]
+    PYTHONPATH=. python bench/whitebox.py [--limit 100] [--no-audits]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from auditor.adversarial.twin import GradientTwin
 from auditor.cli import main
 from auditor.config import ModelOptions
 from auditor.model.adapter import load_model
+from auditor.seeds import derive_rng
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "deepfake"
 PAPER = (0.01, 0.05, 0.1, 0.2)
@@ -109,6 +114,71 @@ def audits(detector: str, limit: int) -> None:
         print(f"  {row['perturbation']:10s} {row['params']['eps']:5.2f}  {row['ra']:.3f}  {cells}")
 
 
+def against_art(detector: str, limit: int) -> None:
+    """RA and CPU time per image: our pgd_linf (flip) against ART's PGD on the same twin."""
+    try:
+        from art.attacks.evasion import ProjectedGradientDescent
+        from art.estimators.classification import PyTorchClassifier
+    except ImportError:
+        print("  (adversarial-robustness-toolbox is not installed: no ART comparison)")
+        return
+    from auditor.adversarial.objectives import flip_objective
+    from auditor.adversarial.square import pixel_steps
+
+    model = load_model(SAMPLES / f"{detector}.onnx", ModelOptions())
+    keys, images, labels = load_samples(limit)
+    twin = GradientTwin(model)
+    positive = model.positive_index()
+
+    class Whole(torch.nn.Module):  # N x 3 x H x W pixels -> log-probabilities
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([twin.log_probs(im.permute(1, 2, 0)) for im in x])
+
+    shape = (3, *images[0].shape[:2])
+    classifier = PyTorchClassifier(Whole(), torch.nn.NLLLoss(), shape, 2, clip_values=(0, 255))
+    batch = np.stack([im.transpose(2, 0, 1) for im in images]).astype(np.float32)
+    print(f"{detector}: pgd_linf against ART ProjectedGradientDescent ({len(images)} images, "
+          f"10 steps of 2.5 eps / 10, one random start, flip objective)")  # fmt: skip
+    for eps in PAPER:
+        radius = pixel_steps(eps)
+        start = time.process_time()
+        art = ProjectedGradientDescent(
+            classifier, norm=np.inf, eps=float(radius), eps_step=2.5 * radius / 10,
+            max_iter=10, num_random_init=1, batch_size=len(images), verbose=False,
+        ).generate(batch, y=labels)  # fmt: skip
+        art_time = time.process_time() - start
+        low = np.clip(batch - radius, 0, 255)
+        high = np.clip(batch + radius, 0, 255)
+        points = np.clip(np.rint(art), low, high).astype(np.uint8).transpose(0, 2, 3, 1)
+        art_ra = float(np.mean(model.predict(list(points)).argmax(axis=1) == labels))
+        clean = model.predict(images)
+        goal = flip_objective(labels, 0.5, positive)
+        tracker = gradient.Tracker(model.predict, images, goal, clean, True)
+        samples = []
+        start = time.process_time()
+        for key, image in zip(keys, images):
+            tensor = twin.tensor(image)
+            rng = derive_rng(0, key, "pgd_linf:flip", PAPER.index(eps) + 1, 0)
+            samples.append(gradient.Sample(tensor, *gradient.ball(tensor, radius), rng))
+        generators = {
+            i: gradient.pgd(
+                twin,
+                samples[i],
+                torch_losses.flip_cross_entropy(int(labels[i]), 0.5, positive),
+                radius,
+                10,
+                1,
+            )  # fmt: skip
+            for i in tracker.searching()
+        }
+        gradient.run_attack(tracker, generators, samples)
+        ours_time = time.process_time() - start
+        ours_ra = 1 - float(np.mean([o.success for o in tracker.outcomes()]))
+        print(f"  eps {eps:4.2f} ({radius:2d}/255): RA ours {ours_ra:.3f}, ART {art_ra:.3f}; "
+              f"ms/image ours {ours_time / len(images) * 1000:6.1f}, "
+              f"ART {art_time / len(images) * 1000:6.1f}")  # fmt: skip
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=100)
@@ -116,6 +186,8 @@ def main_bench() -> None:
     args = parser.parse_args()
     for detector in ("detector_a", "detector_b"):
         timings(detector, args.limit)
+    for detector in ("detector_a", "detector_b"):
+        against_art(detector, args.limit)
     for detector in () if args.no_audits else ("detector_a", "detector_b"):
         audits(detector, args.limit)
 
