@@ -234,3 +234,12 @@ def test_an_unsupported_operator_exits_2_naming_it(tmp_path, data_dir):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1
     assert "'CumSum'" in lines[0] and "-p square_linf" in lines[0]
+
+
+def test_an_output_read_as_logits_is_twinned_as_logits(tmp_path):
+    """--output-kind logits on a graph ending in Softmax: the twin reads it as the model does."""
+    path = build_model(tmp_path / "m.onnx", classes=3, size=(16, 16))
+    model = load_model(path, ModelOptions(output_kind="logits"))
+    batch = images(4, size=(16, 16))
+    real = model.predict(batch)
+    assert GradientTwin(model).fidelity(batch, real) <= 1e-6

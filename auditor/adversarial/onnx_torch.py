@@ -97,6 +97,8 @@ class TorchGraph(torch.nn.Module):
             result = OPS[op_type]([values.get(i) for i in inputs], attrs, self.opset)
             results = [result] if isinstance(result, Tensor) else list(result)
             for name, value in zip(outputs, results):
+                if value.is_floating_point() and value.device != x.device:
+                    value = value.to(x.device)  # a Constant or ConstantOfShape made on the CPU
                 values[name] = value
         out = []
         for name in wanted or self.outputs:

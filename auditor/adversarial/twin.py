@@ -136,7 +136,14 @@ def _pre_activation(proto: Any, output: str) -> str | None:
 
 
 def _log_probs(raw: Tensor, pre: Tensor | None, kind: str) -> Tensor:
-    """Log-probabilities as `outputs.normalize` reads the output, two columns at least."""
+    """Log-probabilities as `outputs.normalize` reads the output, two columns at least.
+
+    `pre` (the input of a final Softmax or Sigmoid) gives stable log-probabilities when
+    the output is read as probabilities; read as logits (`--output-kind logits`), the
+    output itself is the logit, as `normalize` takes it.
+    """
+    if kind == "logits":
+        pre = None
     if raw.shape[1] == 1:
         if pre is not None:
             logit = pre[:, :1]
