@@ -57,6 +57,7 @@ def test_each_level_records_its_gradient_source_and_fidelity(detector):
     assert (config["twin_tolerance"], config["attack_steps"], config["restarts"]) == (1e-3, 0, 1)
     assert "queries" not in config  # no square_linf planned
     assert "PyTorch twin" in section["threat_model"]
+    assert "stayed within" in section["threat_model"]  # the fidelity, named
 
 
 def test_the_report_shows_the_gradient_column(detector):
@@ -72,3 +73,4 @@ def test_an_inexact_twin_is_a_transfer_attack(tmp_path):
     assert level["twin_fidelity"]["trusted"] is False
     assert level["gradient_source"].startswith("transfer attack from an inexact surrogate")
     assert "transfer attack (inexact surrogate: gradient untrusted)" in run["html"]
+    assert "at L1 the twin differs" in run["json"]["adversarial"]["threat_model"]

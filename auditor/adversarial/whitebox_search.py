@@ -77,19 +77,34 @@ def gradient_source(source: str, clean: float, adversarial: float, tolerance: fl
     )
 
 
-def threat_model(names: Sequence[str]) -> str:
-    """The report's statement of what the gradient attacks searched, and what they leave out."""
+def threat_model(name: str, worst: float, tolerance: float, untrusted: Sequence[int]) -> str:
+    """The report's statement of what attack `name` searched, its gradient's source and fidelity."""
+    if untrusted:
+        levels = ", ".join(f"L{level}" for level in untrusted)
+        trust = (
+            f"at {levels} the twin differs from onnxruntime by more than the tolerance "
+            f"{tolerance:g} (up to {worst:.2g}): those levels are transfer attacks from an "
+            f"inexact surrogate, not white-box"
+        )
+    else:
+        trust = (
+            f"its probabilities stayed within {worst:.2g} of onnxruntime's on the clean and the "
+            f"adversarial images (tolerance {tolerance:g}), so the gradients are the model's"
+        )
     return (
-        f"White-box gradient attacks ({', '.join(names)}) on the raw image: gradients of a "
-        f"PyTorch twin of the model and of auditor's preprocessing (converted from the ONNX "
-        f"graph; its fidelity to onnxruntime is checked per level on the clean and the "
-        f"adversarial images and shown with each level, which is labelled a transfer attack "
-        f"where it exceeds the tolerance); each candidate rounded to uint8 and scored by the "
+        f"White-box gradient attack {name} on the raw image: gradients of a PyTorch twin of "
+        f"the model and of auditor's preprocessing ({SOURCE}); {trust}. Each candidate was "
+        f"rounded to uint8 and scored by the "
         f"real pipeline (OpenCV preprocessing and onnxruntime), which alone decides the "
-        f"results. L-inf attacks search eps rounded down to whole pixel steps (k/255). "
-        f"A failed attack is not a proof of robustness: more steps, restarts or other "
-        f"losses can find points these missed."
+        f"results. {_BALLS[name == CW]} A failed attack is not a proof of robustness: more "
+        f"steps, restarts or other losses can find points it missed."
     )
+
+
+_BALLS = (
+    "It searches the L-inf ball of eps rounded down to whole pixel steps (k/255).",
+    "Its budget is the level's L2 norm, as an RMS change on the 0..1 scale.",
+)
 
 
 def describe_for(name: str) -> Callable[[Mapping[str, Any], Sequence[Tally]], dict[str, Any]]:
@@ -97,11 +112,15 @@ def describe_for(name: str) -> Callable[[Mapping[str, Any], Sequence[Tally]], di
 
     def describe(settings: Mapping[str, Any], tallies: Sequence[Tally]) -> dict[str, Any]:
         tolerance = float(settings.get("twin_tolerance", DEFAULT_TOLERANCE))
+        levels = [_level(name, t, tolerance) for t in tallies]
+        fidelity = [lv["twin_fidelity"] for lv in levels]
+        worst = max((max(f["clean"], f["adversarial"]) for f in fidelity), default=0.0)
+        untrusted = [lv["level"] for lv in levels if not lv["twin_fidelity"]["trusted"]]
         return {
-            "threat_model": threat_model([name]),
+            "threat_model": threat_model(name, worst, tolerance, untrusted),
             "metrics": METRICS,
             "attacks": {name: attack_settings(name, settings)},
-            "perturbations": {name: [_level(name, t, tolerance) for t in tallies]},
+            "perturbations": {name: levels},
         }
 
     return describe
