@@ -243,3 +243,14 @@ def test_an_output_read_as_logits_is_twinned_as_logits(tmp_path):
     batch = images(4, size=(16, 16))
     real = model.predict(batch)
     assert GradientTwin(model).fidelity(batch, real) <= 1e-6
+
+
+def test_the_twin_feeds_the_chosen_input(tmp_path):
+    """A model with an optional second input (a weight that may be fed): --input image."""
+    path = tmp_path / "optional.onnx"
+    zoo.build(path, optional_input=True)
+    model = load_model(path, ModelOptions(input_name="image"))
+    batch = images(4, size=(8, 8))
+    twin = GradientTwin(model)
+    assert twin.graph.inputs == ["image"]
+    assert twin.fidelity(batch, model.predict(batch)) <= 1e-5

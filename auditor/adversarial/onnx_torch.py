@@ -62,7 +62,7 @@ def op(*names: str) -> Callable[[OpFn], OpFn]:
 class TorchGraph(torch.nn.Module):
     """An ONNX graph run node by node with torch operations (inference semantics)."""
 
-    def __init__(self, proto: onnx.ModelProto) -> None:
+    def __init__(self, proto: onnx.ModelProto, input_name: str | None = None) -> None:
         super().__init__()
         graph = proto.graph
         self.opset = max(
@@ -74,16 +74,16 @@ class TorchGraph(torch.nn.Module):
         }
         # Older exporters list initializers among the inputs: those are weights, not inputs.
         self.inputs = [i.name for i in graph.input if i.name not in self.constants]
+        if input_name is not None:  # the image input the model is fed (`--input`)
+            self.constants.pop(input_name, None)
+            self.inputs = [input_name]
         self.outputs = [o.name for o in graph.output]
         self.nodes = [
             (n.op_type, list(n.input), list(n.output), _attributes(n), n.name) for n in graph.node
         ]
         for op_type, _, _, _, name in self.nodes:
             if op_type not in OPS:
-                raise UnsupportedOperator(
-                    f"the gradient twin cannot convert operator '{op_type}' (node '{name}'); "
-                    "use the black-box search instead: -p square_linf"
-                )
+                raise unsupported(op_type, name)
 
     def on(self, device: torch.device) -> TorchGraph:
         """Move the weights to `device` (they are plain tensors, not registered buffers)."""
@@ -109,18 +109,24 @@ class TorchGraph(torch.nn.Module):
         return out
 
 
-def convert(proto: onnx.ModelProto) -> TorchGraph:
-    """Convert `proto` (one image input) to a `TorchGraph`; `UnsupportedOperator` if it can't."""
-    unknown_domains = sorted(
-        {n.domain for n in proto.graph.node if n.domain not in ("", "ai.onnx")}
+def convert(proto: onnx.ModelProto, input_name: str | None = None) -> TorchGraph:
+    """Convert `proto` fed at `input_name` (default: its first input that is no weight).
+
+    Raises `UnsupportedOperator` naming the first operator it cannot convert.
+    """
+    for node in proto.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise unsupported(f"{node.domain}.{node.op_type}", node.name)
+    return TorchGraph(proto, input_name).eval()
+
+
+def unsupported(op_type: str, node: str) -> UnsupportedOperator:
+    """The one-line error for an operator the converter lacks, with the way out."""
+    where = f" (node '{node}')" if node else ""
+    return UnsupportedOperator(
+        f"the gradient twin cannot convert operator '{op_type}'{where}; "
+        "use the black-box search instead: -p square_linf"
     )
-    if unknown_domains:
-        first = next(n for n in proto.graph.node if n.domain in unknown_domains)
-        raise UnsupportedOperator(
-            f"the gradient twin cannot convert operator '{first.domain}.{first.op_type}' "
-            f"(node '{first.name}'); use the black-box search instead: -p square_linf"
-        )
-    return TorchGraph(proto).eval()
 
 
 def _widened(value: Tensor) -> Tensor:

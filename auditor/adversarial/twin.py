@@ -48,7 +48,7 @@ class GradientTwin:
             # gradient at a time, and more threads than that only contend (15x slower
             # on two busy cores).
             torch.set_num_threads(max(1, int(model.options.threads or 1)))
-        self.graph = onnx_torch.convert(proto).on(self.device)
+        self.graph = onnx_torch.convert(proto, model.input_name).on(self.device)
         self.logits_name = _pre_activation(proto, model.output_name)
         self.source = "auditor's ONNX-to-PyTorch converter (torch " + torch.__version__ + ")"
 
