@@ -279,6 +279,36 @@ class AuditConfig:
     # model queries per sample, level and objective of square_linf; recorded only when
     # the plan has such a search
     queries: int = setting(1000, RESULT, key="queries", resolved=True, option="queries")
+    # The gradient attacks' settings (fgsm, pgd_linf, apgd_linf, cw_l2), recorded only when
+    # the plan has one. Above `twin_tolerance` (largest |twin - onnxruntime| probability
+    # difference) a level is a transfer attack from an inexact surrogate, not white-box.
+    twin_tolerance: float = setting(
+        1e-3,
+        RESULT,
+        key="twin_tolerance",
+        resolved=True,
+        option="twin_tolerance",
+        valid=lambda value, config: 0 <= value <= 1,
+        message="--twin-tolerance must be in [0, 1]",
+    )
+    attack_steps: int = setting(  # 0: each attack's own default
+        0,
+        RESULT,
+        key="attack_steps",
+        resolved=True,
+        option="attack_steps",
+        valid=_at_least(0),
+        message="--attack-steps must be 0 (each attack's default) or more",
+    )
+    restarts: int = setting(
+        1,
+        RESULT,
+        key="restarts",
+        resolved=True,
+        option="restarts",
+        valid=_at_least(1),
+        message="--restarts must be at least 1",
+    )
     command_line: tuple[str, ...] = setting(
         (), ECHO, key="command_line", label="Command line", row=0
     )

@@ -9,6 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from auditor.adversarial.registry import SEARCHES
 from auditor.cli import check, main
 from auditor.cli.listing import _wrap_levels
 from auditor.cli.options import CHECK_EXAMPLES, CHECK_GROUPS
@@ -38,6 +39,7 @@ def test_check_help_shows_the_named_groups_in_order_then_two_examples():
         "Perturbations",
         "Metrics and gates",
         "Model and preprocessing",
+        "Face crop",
         "Engine",
         "Output",
         "Identity and signing",
@@ -164,7 +166,7 @@ def test_the_listing_shows_every_level_spec_whole():
 def test_tsv_keeps_one_line_of_four_columns_per_entry():
     lines = run("perturbations", "--tsv", columns=40).stdout.splitlines()
     assert lines[0] == "name\tfamily\tlevels\tdescription"
-    assert len(lines) == 1 + len(REGISTRY) + 1  # the search, square_linf, too
+    assert len(lines) == 1 + len(REGISTRY) + len(SEARCHES)  # the searches too
     assert all(line.count("\t") == 3 for line in lines)
 
 

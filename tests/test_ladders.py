@@ -87,7 +87,7 @@ def test_deeperforensics_tables_are_the_papers():
 def test_suites():
     assert SUITES["deepfake"] == (*DEEPFAKE_LADDER, "webp_compression", "jpeg_double")
     searches = set(SEARCHES)  # run only when named
-    assert searches == {"square_linf"}
+    assert searches == {"square_linf", "fgsm", "pgd_linf", "apgd_linf", "cw_l2"}
     assert SUITES["all"] == tuple(sorted(set(REGISTRY) - searches))
     assert SUITES["quick"] == (
         "gaussian_noise",

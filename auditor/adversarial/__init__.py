@@ -10,7 +10,10 @@ each one is a module, imported below so that it registers.
 
 from __future__ import annotations
 
-from auditor.adversarial import square_search  # noqa: F401  (registers square_linf)
+from auditor.adversarial import (
+    square_search,  # noqa: F401  (registers square_linf)
+    whitebox_search,  # noqa: F401  (registers fgsm, pgd_linf, ...)
+)
 from auditor.adversarial.objectives import LOSSES, NOISE, delta_objective, flip_objective
 from auditor.adversarial.square import (
     DEFAULT_QUERIES,

@@ -54,3 +54,35 @@ class SearchCounts:
             "moved_fraction": round(self.moved / self.n, 6),
             "unaffected": self.moved == 0,
         }
+
+
+@dataclass
+class AttackCounts(SearchCounts):
+    """A gradient attack's figures: the search's, the twin's fidelity, CW's L2 distances.
+
+    Fidelity is the largest |twin - onnxruntime| probability difference, on the clean
+    and on the final adversarial images; `l2` holds the smallest successful L2 (RMS on
+    the 0..1 scale) per sample where one was found. All merge exactly across shards.
+    """
+
+    twin_clean: float = 0.0
+    twin_adversarial: float = 0.0
+    l2: list[float] = field(default_factory=list)
+
+    def merge(self, other: SearchCounts) -> None:
+        super().merge(other)
+        if isinstance(other, AttackCounts):
+            self.twin_clean = max(self.twin_clean, other.twin_clean)
+            self.twin_adversarial = max(self.twin_adversarial, other.twin_adversarial)
+            self.l2 = sorted(self.l2 + other.l2)
+
+    def finish(self) -> dict[str, Any]:
+        figures = super().finish()
+        figures["twin_clean"] = _fidelity(self.twin_clean)
+        figures["twin_adversarial"] = _fidelity(self.twin_adversarial)
+        return figures
+
+
+def _fidelity(value: float) -> float:
+    """A probability difference as reported: two significant digits."""
+    return float(f"{value:.2g}")

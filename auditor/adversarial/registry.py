@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor.adversarial.counts import SearchCounts
+from auditor.adversarial.whitebox import require_torch
 from auditor.perturbations.levels import Params, level_table
 from auditor.perturbations.registry import REGISTRY
 
@@ -44,6 +45,8 @@ class Scorer:
     predict: Callable[[Sequence[Image]], Probs]  # uint8 RGB images -> N x K probabilities
     positive: int | None  # the positive class of a binary model decided by `threshold`
     threshold: float
+    # the model's `twin.GradientTwin` where a gradient attack is planned (needs torch)
+    twin: Any = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Search:
     points: int  # points found per sample and level: the level's draws
     settings: tuple[str, ...] = ()  # `AuditConfig` fields it reads, recorded in `config`
     integer_params: tuple[str, ...] = ()
+    needs_twin: bool = False  # a gradient attack: the engine builds the model's twin
 
     @property
     def description(self) -> str:
@@ -119,6 +123,11 @@ class Search:
         """Facts about how it runs here (none yet, as for most perturbations)."""
         return {}
 
+    def check(self) -> None:
+        """Refuse, before an audit starts, to run without what it needs (`MissingExtraError`)."""
+        if self.needs_twin:
+            require_torch(self.name)
+
 
 SEARCHES: dict[str, Search] = {}
 
@@ -132,12 +141,14 @@ def search(
     settings: Sequence[str] = (),
     integer_params: Sequence[str] = (),
     family: str = FAMILY,
+    needs_twin: bool = False,
 ) -> Callable[[SearchRun], SearchRun]:
     """Register the decorated `run` as the search `name` with its per-level `levels` table.
 
     `points`: the points `run` returns per sample and level; `settings`: the
     `AuditConfig` fields it reads (recorded in the results' config when it is planned);
-    `describe`: its part of the results' `adversarial` section. A name is registered
+    `describe`: its part of the results' `adversarial` section; `needs_twin`: a gradient
+    attack, which gets the model's gradient twin in `Scorer.twin`. A name is registered
     once, and never one a perturbation already has.
     """
     table = level_table(name, levels)
@@ -149,7 +160,15 @@ def search(
         if name in REGISTRY:
             raise ValueError(f"search '{name}': a perturbation of that name is registered")
         SEARCHES[name] = Search(
-            name, family, run, describe, table, points, tuple(settings), tuple(integer_params)
+            name,
+            family,
+            run,
+            describe,
+            table,
+            points,
+            tuple(settings),
+            tuple(integer_params),
+            needs_twin,
         )
         return run
 

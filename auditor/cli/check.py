@@ -111,6 +111,28 @@ from auditor.settings import from_options
     show_default=True,
     help="Model queries per sample, level and objective of an adversarial search (square_linf).",
 )
+@click.option(
+    "--twin-tolerance",
+    type=float,
+    default=1e-3,
+    show_default=True,
+    help="Largest |twin - onnxruntime| probability difference for which a gradient attack "
+    "counts as white-box; above it the level is labelled a transfer attack.",
+)
+@click.option(
+    "--attack-steps",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Gradient steps of pgd_linf, apgd_linf and cw_l2 (0: 10, 20 and 50).",
+)
+@click.option(
+    "--restarts",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Random restarts of pgd_linf and apgd_linf.",
+)
 @click.option("--limit", type=int, help="Audit at most N samples (stratified by class).")
 @click.option(
     "--batch-size",

@@ -297,7 +297,17 @@ CHECK_GROUPS: tuple[Group, ...] = (
     ("Data", ("--data", "--limit", "--max-pixels", "--frames", "--fps", "--aggregate")),
     (
         "Perturbations",
-        ("--perturbation", "--suite", "--repeats", "--seed", "--scale-to-input", "--queries"),
+        (
+            "--perturbation",
+            "--suite",
+            "--repeats",
+            "--seed",
+            "--scale-to-input",
+            "--queries",
+            "--twin-tolerance",
+            "--attack-steps",
+            "--restarts",
+        ),
     ),
     (
         "Metrics and gates",
@@ -334,6 +344,7 @@ CHECK_GROUPS: tuple[Group, ...] = (
             "--max-model-size",
         ),
     ),
+    ("Face crop", ("--face-crop", "--face-detector", "--face-score", "--face-min-size")),
     (
         "Engine",
         (

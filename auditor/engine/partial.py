@@ -204,8 +204,10 @@ def _adversarial(plan: AuditPlan, config: dict[str, Any], stats: AuditStats) -> 
         tallies = [Tally(lv.level, lv.params, c) for lv, c in zip(plan.levels_of(name), counts)]
         part = search.describe({k: config[k] for k in search.settings}, tallies)
         for key, value in part.items():
-            if key == "perturbations":
+            if isinstance(value, dict):  # per search: `perturbations`, `attacks`
                 section.setdefault(key, {}).update(value)
+            elif key == "threat_model" and key in section and value not in section[key]:
+                section[key] = f"{section[key]} {value}"  # each kind of search states its own
             else:
                 section.setdefault(key, value)
     return section

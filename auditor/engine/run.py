@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from auditor import data
+from auditor.adversarial.registry import SEARCHES
 from auditor.config import AuditConfig, echo_keys, validate
 from auditor.data import video
 from auditor.engine import environment
@@ -244,10 +245,12 @@ def _digest(
 
 
 def _check_searches(config: AuditConfig, plan: AuditPlan) -> None:
-    """Refuse what the searches do not support: resuming, and a budget below 1."""
+    """Refuse what the searches do not support: resuming, a budget below 1, a missing extra."""
     if not plan.searches:
         return
     names = ", ".join(sorted(plan.names(SEARCH)))
+    for name in plan.names(SEARCH):
+        SEARCHES[name].check()  # the gradient attacks need the whitebox extra
     if "queries" in plan.search_settings and config.queries < 1:
         raise ConfigError("--queries must be at least 1")
     if config.resume:

@@ -281,6 +281,11 @@ class Searches:
     def __init__(self, model: Model, plan: AuditPlan, config: AuditConfig) -> None:
         self.model, self.config = model, config
         self.levels = plan.searches
+        self.twin: Any = None
+        if any(SEARCHES[lv.name].needs_twin for lv in self.levels):
+            from auditor.adversarial.twin import GradientTwin  # needs torch: only when planned
+
+            self.twin = GradientTwin(model)  # the model converted once per audit (shard)
 
     def run(
         self, scored: Sequence[Scored], clean: np.ndarray, targets: np.ndarray, stats: AuditStats
@@ -293,7 +298,9 @@ class Searches:
             clean=clean,
             targets=np.asarray(targets, np.int64),
         )
-        scorer = Scorer(self.model.predict, self.model.positive_index(), config.threshold)
+        scorer = Scorer(
+            self.model.predict, self.model.positive_index(), config.threshold, self.twin
+        )
         found = []
         for planned in self.levels:
             search = SEARCHES[planned.name]

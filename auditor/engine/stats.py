@@ -505,7 +505,7 @@ class AuditStats:
         while len(levels) <= index:
             levels.append({})
         for key, figures in counts.items():
-            levels[index].setdefault(key, SearchCounts()).merge(figures)
+            levels[index].setdefault(key, type(figures)()).merge(figures)
 
 
 def moved_order(candidate: dict[str, Any]) -> tuple[float, str, int]:

@@ -69,7 +69,11 @@ SEARCH_OBJECTIVES = {"flip": "flip the decision (RA)", "delta": "move the output
 
 
 def search_rows(results: AuditResults) -> list[dict[str, Any]]:
-    """Per searched level and objective: success fraction and queries spent (median, p90)."""
+    """Per searched level and objective: success fraction and queries spent (median, p90).
+
+    A gradient attack's rows also say where its gradient came from (`gradient`: None for
+    a black-box search) and how far the twin was from onnxruntime (`fidelity`).
+    """
     rows = []
     search = results.adversarial or {}
     for name, levels in (search.get("perturbations") or {}).items():
@@ -86,9 +90,21 @@ def search_rows(results: AuditResults) -> list[dict[str, Any]]:
                         "median": figures.get("queries_median"),
                         "p90": figures.get("queries_p90"),
                         "unaffected": figures.get("unaffected"),
+                        **gradient_cells(entry),
                     }
                 )
     return rows
+
+
+def gradient_cells(entry: dict[str, Any]) -> dict[str, Any]:
+    """A gradient attack's level: "white-box" or a transfer label, and the twin's fidelity."""
+    fidelity = entry.get("twin_fidelity")
+    if not isinstance(fidelity, dict):
+        return {"gradient": None, "fidelity": None}
+    worst = max(float(fidelity.get("clean") or 0.0), float(fidelity.get("adversarial") or 0.0))
+    trusted = bool(fidelity.get("trusted"))
+    label = "white-box" if trusted else "transfer attack (inexact surrogate: gradient untrusted)"
+    return {"gradient": label, "fidelity": worst}
 
 
 def not_assessed(results: AuditResults) -> list[str]:
