@@ -20,14 +20,14 @@ takes); `-p NAME:PARAM=...` parses their levels as it does a perturbation's.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from auditor.adversarial.counts import SearchCounts
-from auditor.perturbations.levels import Params, level_table
+from auditor.perturbations.levels import Params, Range, RangeSpec, as_ranges, level_table
 from auditor.perturbations.registry import REGISTRY
 
 FAMILY = "adversarial"
@@ -99,6 +99,7 @@ class Search:
     points: int  # points found per sample and level: the level's draws
     settings: tuple[str, ...] = ()  # `AuditConfig` fields it reads, recorded in `config`
     integer_params: tuple[str, ...] = ()
+    ranges: Mapping[str, Range] = field(default_factory=dict)  # what each parameter accepts
 
     @property
     def description(self) -> str:
@@ -132,15 +133,18 @@ def search(
     settings: Sequence[str] = (),
     integer_params: Sequence[str] = (),
     family: str = FAMILY,
+    ranges: Mapping[str, RangeSpec] | None = None,
 ) -> Callable[[SearchRun], SearchRun]:
     """Register the decorated `run` as the search `name` with its per-level `levels` table.
 
     `points`: the points `run` returns per sample and level; `settings`: the
     `AuditConfig` fields it reads (recorded in the results' config when it is planned);
-    `describe`: its part of the results' `adversarial` section. A name is registered
-    once, and never one a perturbation already has.
+    `describe`: its part of the results' `adversarial` section; `ranges`: the values
+    each parameter accepts, as for a perturbation. A name is registered once, and never
+    one a perturbation already has.
     """
     table = level_table(name, levels)
+    accepted = as_ranges(name, ranges or {}, table)
 
     def register(run: SearchRun) -> SearchRun:
         known = SEARCHES.get(name)
@@ -149,7 +153,15 @@ def search(
         if name in REGISTRY:
             raise ValueError(f"search '{name}': a perturbation of that name is registered")
         SEARCHES[name] = Search(
-            name, family, run, describe, table, points, tuple(settings), tuple(integer_params)
+            name,
+            family,
+            run,
+            describe,
+            table,
+            points,
+            tuple(settings),
+            tuple(integer_params),
+            accepted,
         )
         return run
 

@@ -136,6 +136,7 @@ def implementation() -> dict[str, str]:
     levels={"crf": (30, 32, 35, 38, 40)},
     integer_params=("crf",),
     implementation=implementation,
+    ranges={"crf": (0, 51)},  # H.264's scale
 )
 def video_compression(image: Image, rng: np.random.Generator, *, crf: float) -> Image:
     """Real video re-encode at H.264 constant rate factor `crf`, mapped to the codec used."""
