@@ -349,6 +349,9 @@ class AuditConfig:
     engine: str = setting("local", LOCAL, option="engine")
     # --engine ray: a running cluster; None: a private local Ray
     ray_address: str | None = setting(None, LOCAL, option="ray_address")
+    # bytes this run may use (`engine.memory`): the CLI enforces it around the audit, and
+    # the engine names it when an allocation fails; None: no limit (a script's default)
+    max_memory: int | None = setting(None, LOCAL, option="max_memory")
 
 
 def record_settings(config: AuditConfig, resolved: Mapping[str, Any]) -> dict[str, Any]:

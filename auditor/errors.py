@@ -40,3 +40,28 @@ class OutputError(AuditorError):
 
 class SampleError(AuditorError):
     """One sample cannot be used; it is skipped with this message as the reason."""
+
+
+class MemoryLimitError(AuditorError):
+    """The audit needs more memory than it may use (`--max-memory`)."""
+
+
+# What an allocation failure says, whichever library raised it: Python and numpy raise
+# MemoryError, onnxruntime "Failed to allocate memory" or bad_alloc, OpenCV "Insufficient
+# memory", and a thread whose stack cannot be mapped "can't start new thread".
+_ALLOCATION_FAILURES = (
+    "failed to allocate",
+    "insufficient memory",
+    "bad_alloc",
+    "out of memory",
+    "cannot allocate memory",
+    "can't start new thread",
+)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """True when `exc` says that memory could not be allocated."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)[:2000].lower()
+    return any(words in text for words in _ALLOCATION_FAILURES)

@@ -92,8 +92,8 @@ def read_regular(path: Path | str, max_bytes: int) -> bytes:
         size = size_of(handle)
         if size > max_bytes:
             raise Refused(too_large(size, max_bytes))
-        try:
-            data = handle.read(max_bytes + 1)
+        try:  # the file's size, not the bound: Python sizes its buffer by the request
+            data = handle.read(min(size, max_bytes) + 1)
         except OSError as exc:
             raise Refused(_unreadable(exc)) from exc
     if len(data) > max_bytes:  # grew while being read, or a file that states no size

@@ -21,6 +21,14 @@ With `--engine ray` it measures instead the overhead of `auditor check --engine 
 on this one machine against the local engine (same audit, interleaved runs):
 
     python bench/engine.py --engine ray --model heavy --suite quick --images 40
+
+With `--batch-ab 1,8,32` it times the audit at each batch size, both with every model
+call of the engine's fixed shape (`run.CPU_CALL_ROWS` rows, the last padded: what makes
+the results the same for every batch size) and with one call per batch (the shape
+varying with the batch size, as before), interleaved, and says whether each run's
+figures equal the first's:
+
+    python bench/engine.py --batch-ab 1,8,32 --model large --suite quick --images 40
 """
 
 from __future__ import annotations
@@ -225,9 +233,13 @@ def main() -> None:
     parser.add_argument(
         "--engine", choices=("local", "ray"), default="local", help="ray: the Ray overhead"
     )
+    parser.add_argument("--batch-ab", metavar="B1,B2,...", help="batch sizes to time against")
     args = parser.parse_args()
     if args.engine == "ray":
         ray_overhead(args)
+        return
+    if args.batch_ab:
+        batch_ab(args, [int(b) for b in args.batch_ab.split(",")])
         return
     names = list(SUITES[args.suite])
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,6 +315,57 @@ def ray_overhead(args: argparse.Namespace) -> None:
     print(f"local engine:                      {local:.2f} s")
     print(f"--engine ray, private Ray started: {private:.2f} s  ratio {private / local:.2f}")
     print(f"--engine ray, Ray already running: {running:.2f} s  ratio {running / local:.2f}")
+
+
+def batch_ab(args: argparse.Namespace, sizes: list[int]) -> None:
+    """Each batch size with the fixed call shape and with one call per batch; see --batch-ab."""
+    from auditor.engine import run
+    from auditor.publish.results_json import JsonWriter
+
+    fixed = run.CPU_CALL_ROWS
+    variants = [(b, rows) for b in sizes for rows in (fixed, None)]
+    times: dict[tuple[int, int | None], list[float]] = {v: [] for v in variants}
+    figures: dict[tuple[int, int | None], str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_model(Path(tmp) / f"{args.model}.onnx", args.model)
+        data = write_images(Path(tmp) / "data", args.images)
+        try:
+            for _ in range(args.repeats):  # interleaved, so load changes hit all alike
+                for batch, rows in variants:
+                    run.CPU_CALL_ROWS = rows
+                    config = AuditConfig(
+                        model_path=model, data_path=data, suite=args.suite, batch_size=batch
+                    )
+                    start = time.perf_counter()
+                    results = run_audit(config)
+                    times[(batch, rows)].append(time.perf_counter() - start)
+                    figures[(batch, rows)] = _figures(JsonWriter().render(results))
+        finally:
+            run.CPU_CALL_ROWS = fixed
+    first = figures[variants[0]]
+    print(f"model {args.model}, suite {args.suite}, {args.images} images; median of {args.repeats}")
+    for batch, rows in variants:
+        shape = f"calls of {rows} rows" if rows else "one call per batch"
+        same = "same figures" if figures[(batch, rows)] == first else "OTHER FIGURES"
+        seconds = statistics.median(times[(batch, rows)])
+        print(f"--batch-size {batch:>3}, {shape:<18}: {seconds:6.2f} s  {same}")
+
+
+def _figures(text: str) -> str:
+    """The results JSON without what differs from run to run (times, tuning, identity)."""
+    results = json.loads(text)
+    for key in (
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "environment",
+        "report_id",
+    ):
+        results.pop(key, None)
+    for key in ("workers", "batch_size", "command_line"):
+        results["config"].pop(key, None)
+    return json.dumps(results, sort_keys=True)
 
 
 def profile(audit: Callable[[], object], evaluations: int) -> None:

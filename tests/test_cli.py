@@ -173,7 +173,7 @@ def test_python_dash_m_runs_the_same_cli():
     assert out.stdout.startswith("auditor, version")
 
 
-def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tmp_path):
+def test_an_output_under_a_file_exits_2_before_the_audit(binary_model, data_dir, tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file where a folder should be")
     result = run(
@@ -189,8 +189,8 @@ def test_unwritable_output_exits_2_and_keeps_the_json(binary_model, data_dir, tm
         str(tmp_path / "r.json"),
     )
     one_line_error(result, "cannot write the report")
-    assert "the results were saved to" in result.stderr
-    assert json.loads((tmp_path / "r.json").read_text())["schema"] == "auditor/results@1"
+    assert "file.txt is a file, not a folder" in result.stderr
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.json.journal").exists()
 
 
 @pytest.mark.parametrize(

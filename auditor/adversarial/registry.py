@@ -20,7 +20,7 @@ takes); `-p NAME:PARAM=...` parses their levels as it does a perturbation's.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from auditor.adversarial.counts import SearchCounts
 from auditor.adversarial.whitebox import require_torch
-from auditor.perturbations.levels import Params, level_table
+from auditor.perturbations.levels import Params, Range, RangeSpec, as_ranges, level_table
 from auditor.perturbations.registry import REGISTRY
 
 FAMILY = "adversarial"
@@ -103,6 +103,7 @@ class Search:
     settings: tuple[str, ...] = ()  # `AuditConfig` fields it reads, recorded in `config`
     integer_params: tuple[str, ...] = ()
     needs_twin: bool = False  # a gradient attack: the engine builds the model's twin
+    ranges: Mapping[str, Range] = field(default_factory=dict)  # what each parameter accepts
 
     @property
     def description(self) -> str:
@@ -142,16 +143,19 @@ def search(
     integer_params: Sequence[str] = (),
     family: str = FAMILY,
     needs_twin: bool = False,
+    ranges: Mapping[str, RangeSpec] | None = None,
 ) -> Callable[[SearchRun], SearchRun]:
     """Register the decorated `run` as the search `name` with its per-level `levels` table.
 
     `points`: the points `run` returns per sample and level; `settings`: the
     `AuditConfig` fields it reads (recorded in the results' config when it is planned);
     `describe`: its part of the results' `adversarial` section; `needs_twin`: a gradient
-    attack, which gets the model's gradient twin in `Scorer.twin`. A name is registered
-    once, and never one a perturbation already has.
+    attack, which gets the model's gradient twin in `Scorer.twin`; `ranges`: the values
+    each parameter accepts, as for a perturbation. A name is registered once, and never
+    one a perturbation already has.
     """
     table = level_table(name, levels)
+    accepted = as_ranges(name, ranges or {}, table)
 
     def register(run: SearchRun) -> SearchRun:
         known = SEARCHES.get(name)
@@ -169,6 +173,7 @@ def search(
             tuple(settings),
             tuple(integer_params),
             needs_twin,
+            accepted,
         )
         return run
 

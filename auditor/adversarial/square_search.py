@@ -56,6 +56,7 @@ def describe(settings: Mapping[str, Any], tallies: Sequence[Tally]) -> dict[str,
     points=len(OBJECTIVES),
     settings=("queries",),
     describe=describe,
+    ranges={"eps": (0, 1)},
 )
 def run(scorer: Scorer, group: Group, level: SearchLevel) -> Found:
     """Square Attack (black-box, model outputs only): the worst point of the L-inf ball found."""

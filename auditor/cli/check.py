@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ from auditor.cli.boundary import reports_errors
 from auditor.cli.options import (
     CHECK_EXAMPLES,
     CHECK_GROUPS,
+    ByteSize,
     GroupedCommand,
     Names,
     Number,
@@ -36,7 +41,7 @@ from auditor.errors import (
     EXIT_OK,
     ConfigError,
 )
-from auditor.publish import WRITERS, Target, publish, write_text
+from auditor.publish import WRITERS, Target, check_targets, publish, write_text
 from auditor.settings import from_options
 
 
@@ -139,7 +144,8 @@ from auditor.settings import from_options
     type=int,
     default=0,
     show_default=True,
-    help="Images per model call (0: 8 on CPU, 32 on a GPU); results do not depend on it.",
+    help="Images a model stream takes at a time (0: 8 on CPU, 32 on a GPU); on CPU every "
+    "model call has 8 rows, so results do not depend on it.",
 )
 @click.option(
     "--workers",
@@ -175,6 +181,13 @@ from auditor.settings import from_options
     default=100_000_000,
     show_default=True,
     help="Skip images with more pixels than this (decompression bombs).",
+)
+@click.option(
+    "--max-memory",
+    type=ByteSize(),
+    help="Memory the audit may use, e.g. 8G or 512M [default: 75% of the machine's]; "
+    "needing more ends it with exit 2, its finished samples kept for --resume "
+    "(local engine).",
 )
 @click.option(
     "--frames",
@@ -274,6 +287,7 @@ def check(**options: Any) -> None:
     json_path = options["json_path"] or options["output"].with_suffix(".json")
     to = output_targets(options["formats"], options["output"], json_path)
     journal = json_path.with_name(json_path.name + ".journal")
+    check_targets(to, [("the journal", journal)])  # before the audit, not after it
     config = _config_from(_with_policy(options, rules), journal)
     if config.ray_address and config.engine != "ray":
         raise ConfigError("--ray-address needs --engine ray")
@@ -281,7 +295,9 @@ def check(**options: Any) -> None:
         from auditor.engine.distributed import run_audit_ray as run_audit
     bar = audit_bar(config.data_path, config.repeats)
     try:
-        results = _issued(run_audit(config, bar), rules, options)
+        with _bounded_memory(config) as config:
+            audited = run_audit(config, bar)
+        results = _issued(audited, rules, options)
     except AuditInterrupted as stop:
         partial = _issued(stop.results, rules, options) if stop.results is not None else None
         _report_interrupted(stop, partial, to, key, bar.unit)
@@ -311,7 +327,9 @@ def check_models(models: tuple[Path, ...], options: dict[str, Any]) -> None:
     check_several(configs[0], len(models))
     bar = audit_bar(configs[0].data_path, configs[0].repeats)
     try:
-        every = [_issued(r, rules, options) for r in run_audits(configs, bar)]
+        with _bounded_memory(configs[0]) as bounded:  # one process runs every model
+            limited = [replace(c, max_memory=bounded.max_memory) for c in configs]
+            every = [_issued(r, rules, options) for r in run_audits(limited, bar)]
     except AuditInterrupted as stop:
         click.echo(
             f"auditor: interrupted after {stop.done} of {stop.total} {bar.unit}; "
@@ -342,6 +360,33 @@ def check_models(models: tuple[Path, ...], options: dict[str, Any]) -> None:
 def _named(path: Path, stem: str) -> Path:
     """`report.html` -> `report-STEM.html`: one model's file of a multi-model run."""
     return path.with_name(f"{path.stem}-{stem}{path.suffix}")
+
+
+@contextmanager
+def _bounded_memory(config: AuditConfig) -> Iterator[AuditConfig]:
+    """Run the local engine within --max-memory (default: a share of the machine's).
+
+    Yields the config with the limit filled in, so the engine can name it. Ray's
+    workers are other processes, on other machines: the limit is not theirs.
+    """
+    from auditor.engine import memory
+
+    if config.engine != "local":
+        yield config
+        return
+    config = replace(config, max_memory=config.max_memory or memory.default_max_memory())
+    limit = config.max_memory
+    assert limit is not None
+    memory.check_limit(limit)
+
+    def exceeded(used: int) -> None:  # the watchdog's thread: end the process itself
+        where = f"auditing, {memory.describe_size(used)} resident"
+        click.echo(f"auditor: error: {memory.exhausted_message(limit, where)}", err=True)
+        sys.stderr.flush()
+        os._exit(EXIT_CANNOT_RUN)  # the journal holds every finished batch already
+
+    with memory.bounded(limit, memory.runs_on_cpu(config.model.provider), exceeded):
+        yield config
 
 
 def _issued(results: Any, rules: Any, options: dict[str, Any]) -> Any:

@@ -352,6 +352,7 @@ CHECK_GROUPS: tuple[Group, ...] = (
             "--workers",
             "--streams",
             "--threads",
+            "--max-memory",
             "--resume",
             "--engine",
             "--ray-address",

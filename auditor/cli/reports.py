@@ -18,7 +18,15 @@ from auditor.errors import (
     EXIT_OK,
     ConfigError,
 )
-from auditor.publish import WRITERS, Target, parse_formats, publish, targets, write_text
+from auditor.publish import (
+    WRITERS,
+    Target,
+    check_targets,
+    parse_formats,
+    publish,
+    targets,
+    write_text,
+)
 
 EXIT_ALTERED = EXIT_GATE_FAILED  # `verify`: the report was changed since it was written
 RENDERED = tuple(sorted(name for name in WRITERS if name != "json"))  # render writes no JSON
@@ -70,6 +78,7 @@ def render(results_path: Path, output: Path, formats: str, **options: Any) -> No
     from auditor.report import provenance
 
     to = output_targets(formats, output, None, RENDERED)
+    check_targets(to)
     key = signing_key(options["sign_key"])
     loaded = load_results(results_path)
     # the report says it was rendered from this file, not produced by an audit run

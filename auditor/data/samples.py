@@ -315,9 +315,12 @@ def _read_encoded(path: Path, max_pixels: int) -> bytes:
             if size is not None:
                 check_pixels(size[0], size[1], max_pixels)
             limit = max_file_bytes(max_pixels)
-            if files.size_of(handle) > limit:
-                raise SampleError(_over(files.size_of(handle), limit))
-            data = head + handle.read(limit + 1 - len(head))
+            stored = files.size_of(handle)
+            if stored > limit:
+                raise SampleError(_over(stored, limit))
+            # Read what the file holds (plus one byte to see it grow), not `limit`: Python
+            # sizes its buffer by the request, and `--max-memory` bounds the address space.
+            data = head + handle.read(min(stored, limit) + 1 - len(head))
     except files.Refused as exc:
         raise SampleError(str(exc)) from None
     except OSError as exc:

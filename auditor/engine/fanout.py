@@ -42,6 +42,11 @@ class FanOut:
         self.widths: list[int] | None = None  # each model's probability columns
 
     @property
+    def call_rows(self) -> int | None:
+        """Rows of each model call: the same for every model of one run (`run._set_up`)."""
+        return self.models[0].call_rows
+
+    @property
     def output_kind(self) -> str | None:
         """Decided once every model's output kind is (the pipeline waits for that)."""
         return None if any(m.output_kind is None for m in self.models) else "decided"

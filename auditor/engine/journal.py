@@ -5,6 +5,11 @@ is ignored along with anything after it. The first record names the journal form
 and the digest of what was audited (settings, model sha256, data listing); a resume
 with another digest is refused, because its records would answer another question.
 Floats are written with `repr` precision, so a resumed run computes the same figures.
+
+Each scored record carries its file's sha256: on resume a file whose content changed
+since is scored again (`ShardRun` compares), and a record that cannot describe a sample
+of this audit (an index out of range or not a number, another sample's key, another
+width or number of draws) is refused: the checksum only catches accidents.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 import numpy as np
 
@@ -94,6 +99,18 @@ class Journal:
         journal.flush()
         return journal, records
 
+    def rewrite(self, digest: str, records: Iterable[dict[str, Any]]) -> None:
+        """Replace the journal by its header and `records` (atomically), then append after."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(encode({"journal": FORMAT, "digest": digest}))
+            handle.write(b"".join(encode(r) for r in records))
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._handle.close()
+        os.replace(tmp, self.path)
+        self._handle = open(self.path, "ab")  # noqa: SIM115 (closed by `close`)
+
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         self._handle.write(b"".join(encode(r) for r in records))
 
@@ -139,27 +156,60 @@ def journal_record(item: Scored | Failed) -> dict[str, Any]:
 
 
 def from_journal_record(
-    record: dict[str, Any], samples: Sequence[data.Sample], plan: AuditPlan
+    record: dict[str, Any],
+    samples: Sequence[data.Sample],
+    plan: AuditPlan,
+    width: int | None = None,
 ) -> Scored | Failed:
-    """The finished sample a `journal_record` describes, with a row per draw of `plan`."""
-    index = int(record["i"])
-    sample = samples[index]
-    if sample.key != record["k"]:  # the digest covers the listing; this is a safety net
-        raise ConfigError(f"journal record {index} is for '{record['k']}', not '{sample.key}'")
-    if "skip" in record:
-        return Failed(index, sample, record["skip"])
-    if len(record["p"]) != len(plan.draws):  # the digest covers the plan; so is this
+    """The finished sample a `journal_record` describes, with a row per draw of `plan`.
+
+    `width`: the number of classes each probability vector must have (None: any, the
+    same in every vector). A record that does not fit raises `ConfigError` saying why.
+    """
+    index = record.get("i")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise ConfigError(f"a journal record has the index {_shown(index)}, not a whole number")
+    if not 0 <= index < len(samples):
         raise ConfigError(
-            f"journal record {index} has {len(record['p'])} draws; the plan has {len(plan.draws)}"
+            f"journal record {index} is out of range: the audit has {len(samples)} samples"
         )
+    sample = samples[index]
+    if sample.key != record.get("k"):  # the digest covers the listing; this is a safety net
+        raise ConfigError(
+            f"journal record {index} is for {_shown(record.get('k'))}, not '{sample.key}'"
+        )
+    if "skip" in record:
+        return Failed(index, sample, _text(record, "skip", index))
+    draws = record.get("p")
+    if not isinstance(draws, list) or len(draws) != len(plan.draws):  # the digest covers the plan
+        count = len(draws) if isinstance(draws, list) else _shown(draws)
+        raise ConfigError(
+            f"journal record {index} has {count} draws; the plan has {len(plan.draws)}"
+        )
+    clean = _floats(record.get("c"), 1, index, "clean probabilities")
+    perturbed = _floats(draws, 2, index, "probabilities")
+    frames = None
+    if "f" in record:  # a video: (1 + draws) x frames x classes, and the frames' numbers
+        frames = _floats(record["f"], 3, index, "frame probabilities")
+        numbers = record.get("fi")
+        count = len(numbers) if _whole(numbers) else -1
+        if frames.shape[:2] != (1 + len(plan.draws), count):
+            raise ConfigError(f"journal record {index}: its frames do not match its frame list")
+    width = width or clean.shape[-1]
+    for array in (clean, perturbed, *([] if frames is None else [frames])):
+        if array.shape[-1] != width:
+            raise ConfigError(
+                f"journal record {index} has probability vectors of {array.shape[-1]} "
+                f"classes; the model gives {width}"
+            )
     return Scored(
         index,
         sample,
-        record["sha"],
-        record["cv"],
-        np.asarray(record["c"], np.float64),
-        np.asarray(record["p"], np.float64),
-        np.asarray(record["f"], np.float64) if "f" in record else None,
+        _text(record, "sha", index),
+        None if record.get("cv") is None else _text(record, "cv", index),
+        clean,
+        perturbed,
+        frames,
         tuple(record.get("fi", ())),
         _change(record.get("px")),
         FaceTrack.from_list(record["fc"]) if "fc" in record else None,
@@ -172,3 +222,64 @@ def _change(values: Any) -> PixelChange | None:
         return None
     side, count, sse = values
     return PixelChange(int(side), int(count), tuple(int(v) for v in sse))
+
+
+def _floats(value: Any, ndim: int, index: int, what: str) -> np.ndarray:
+    """`value` as a float array of `ndim` dimensions, every entry finite, or `ConfigError`."""
+    try:
+        array = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        array = np.empty(0)
+    if array.ndim != ndim or array.size == 0 or not np.isfinite(array).all():
+        raise ConfigError(f"journal record {index}: its {what} are not a table of numbers")
+    return array
+
+
+def _text(record: dict[str, Any], key: str, index: int) -> str:
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise ConfigError(f"journal record {index}: '{key}' is {_shown(value)}, not text")
+    return value
+
+
+def _whole(values: Any) -> TypeGuard[list[int]]:
+    return isinstance(values, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in values
+    )
+
+
+def _shown(value: Any) -> str:
+    """A value from a journal, short enough for a one-line message."""
+    text = json.dumps(value, allow_nan=True, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_records(
+    path: Path,
+    records: Sequence[dict[str, Any]],
+    samples: Sequence[data.Sample],
+    plan: AuditPlan,
+    width: int | None,
+    mine: set[int],
+) -> list[Scored | Failed]:
+    """The finished samples of a resumed journal's `records` (after its header line).
+
+    A record that cannot belong to this shard of this audit is refused, naming its line.
+    """
+    finished: list[Scored | Failed] = []
+    seen: set[int] = set()
+    for line, record in enumerate(records, start=2):
+        try:
+            item = from_journal_record(record, samples, plan, width)
+            if item.index not in mine:
+                raise ConfigError(f"journal record {item.index} belongs to another shard")
+            if item.index in seen:
+                raise ConfigError(f"journal record {item.index} appears twice")
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{path}: cannot resume: line {line}: {exc}; the journal was altered or "
+                "damaged: start over without --resume"
+            ) from None
+        seen.add(item.index)
+        finished.append(item)
+    return finished

@@ -9,6 +9,7 @@ written for several.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import cast
@@ -16,15 +17,17 @@ from typing import cast
 from auditor import data
 from auditor.config import AuditConfig
 from auditor.engine.fanout import FanOut, split
-from auditor.engine.partial import ShardResult, merge, now, render_moved, render_thumbnails
+from auditor.engine.partial import ShardResult, merge, now, render_moved
 from auditor.engine.probe import PROBE_SAMPLES, run_probe
 from auditor.engine.run import (
+    THUMBNAIL_TRIES,
     AuditInterrupted,
+    _decodable,
     _new_part,
     _pipeline,
     _set_up,
     _Setup,
-    _warm_up,
+    _show_thumbnails,
 )
 from auditor.engine.shard import Progress, ShardRun, graceful_stop
 from auditor.errors import ConfigError
@@ -104,9 +107,12 @@ def _refuse(setup: _Setup) -> None:
 def _part(setup: _Setup, mine: list[tuple[int, data.Sample]], started: str) -> ShardResult:
     """One model's empty shard result, with its warm-up (output kind) and thumbnails."""
     config, plan = setup.config, setup.plan
-    first = _warm_up(setup.model, mine, config)
+    decodable = _decodable(mine, config.max_pixels)
+    first = next(decodable, None)
+    if first is not None:  # fixes the output kind on a deterministic input
+        setup.model.infer(setup.model.to_tensor([first[2]]))
     part = _new_part(setup, (0, 1), started, total=len(mine) * plan.units_per_sample)
     if first is not None:
-        part.thumbnails = render_thumbnails(first[1], first[2], plan, config, setup.tuning.workers)
-        part.thumbnails_index = first[0]
+        shown = itertools.islice(itertools.chain([first], decodable), THUMBNAIL_TRIES)
+        _show_thumbnails(part, shown, config, setup.tuning.workers)
     return part

@@ -22,7 +22,7 @@ from auditor.config import AuditConfig, record_settings
 from auditor.data import thumbnails
 from auditor.engine.plan import PERTURBATION, SEARCH, AuditPlan, Draw
 from auditor.engine.stats import AuditStats, Scoring
-from auditor.errors import ConfigError, DataError, SampleError
+from auditor.errors import ConfigError, DataError
 from auditor.perturbations.registry import applied_params
 from auditor.results import AuditResults, LevelResult, PerturbationSummary, tolerance_key
 from auditor.verdict import gates
@@ -371,13 +371,15 @@ def render_moved(
     from auditor.engine.pipeline import perturb
 
     def render(name: str, c: dict[str, Any]) -> None:
+        draw = part.plan.draw(name, c["level"], c["repeat"])
         try:
             image = data.decode(samples[c["sample"]], config.max_pixels).image
-        except SampleError:  # changed on disk since: leave the thumbnails out
+            out = perturb(image, draw, c["sample"], config.seed, config.scale_to_input)
+        except MemoryError:
+            raise
+        except Exception:  # changed on disk since, or fails now: leave the thumbnails out
             c["clean_thumbnail"] = c["perturbed_thumbnail"] = None
             return
-        draw = part.plan.draw(name, c["level"], c["repeat"])
-        out = perturb(image, draw, c["sample"], config.seed, config.scale_to_input)
         c["clean_thumbnail"] = thumbnails.data_uri(image)
         c["perturbed_thumbnail"] = thumbnails.data_uri(out)
 

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from auditor import data, perturbations
 from auditor.data import video
-from auditor.engine import clips
+from auditor.engine import clips, memory
 from auditor.engine.clips import squared_error
 from auditor.engine.facecrop import NO_FACE, FaceFront, FaceTrack
 from auditor.engine.plan import AuditPlan, Draw
@@ -40,6 +40,8 @@ from auditor.model.adapter import Model
 from auditor.seeds import derive_rng
 
 POOL_KIND = "threads"
+PREPARING = "decoding, perturbing and preprocessing the samples"
+RUNNING = "running the model"
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,10 @@ class Pipeline:
         self.draws = list(plan.draws)  # a sample's rows: clean, then these
         self.seed = seed
         self.scale_to_input = scale_to_input
-        self.batch_size = model.batch or batch_size  # a fixed-batch model decides
+        # Rows a model stream takes at a time: whole model calls (see `Model.call_rows`),
+        # since a call shorter than its fixed shape is padded. A fixed batch decides.
+        calls = -(-batch_size // (model.call_rows or 1))
+        self.batch_size = model.batch or calls * (model.call_rows or 1)
         self.tuning = tuning
         self._spare: SimpleQueue[NDArray[Any]] = SimpleQueue()  # see `_recycle`
         self.max_pixels = max_pixels
@@ -233,8 +238,13 @@ class Pipeline:
         """Probabilities of `tensor`'s rows, in model batches on the calling thread."""
         step = self.batch_size
         return np.concatenate(
-            [self.model.infer(tensor[i : i + step]) for i in range(0, len(tensor), step)]
+            [self.infer(tensor[i : i + step]) for i in range(0, len(tensor), step)]
         )
+
+    def infer(self, tensor: NDArray[Any]) -> NDArray[np.float64]:
+        """The model's probabilities of `tensor`; an allocation failure says where it was."""
+        with memory.stage(RUNNING):
+            return self.model.infer(tensor)
 
     def _stream(
         self,
@@ -298,22 +308,28 @@ class Pipeline:
             tensor = prepared.tensor[a:b]
         else:
             tensor = np.concatenate([p.tensor[a:b] for p, a, b in pieces])
-        return _Batch(pieces, inference.submit(self.model.infer, tensor))
+        return _Batch(pieces, inference.submit(self.infer, tensor))
 
     def _prepare(self, index: int, sample: data.Sample) -> _Prepared:
-        """Decode once, perturb under every draw, preprocess each image into one tensor."""
-        if self.sampling is not None:
-            return self._prepare_clip(index, sample)
+        """Decode once, perturb under every draw, preprocess each image into one tensor.
+
+        This is where one sample's failure stays that sample's: whatever goes wrong with
+        it (an unreadable file, a perturbation's or the preprocessing's bug) skips it
+        with the reason. Only running out of memory stops the audit: it is no fault of
+        the sample, and the next one would meet it too.
+        """
         try:
-            decoded = data.decode(sample, self.max_pixels)
-        except SampleError as exc:
-            return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
-        image = decoded.image
-        tensor = self._rows()
-        try:
-            sse, faces = self.fill_rows(image, sample.key, self.draws, tensor)
-        except SampleError as exc:  # no face in the clean image
-            return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
+            with memory.stage(PREPARING):
+                if self.sampling is not None:
+                    return self._prepare_clip(index, sample)
+                decoded = data.decode(sample, self.max_pixels)
+                image = decoded.image
+                tensor = self._rows()
+                sse, faces = self.fill_rows(image, sample.key, self.draws, tensor)
+        except MemoryError:
+            raise
+        except Exception as exc:  # no face in the clean image, a perturbation's bug, ...
+            return _Prepared(index, sample, np.empty((0,), np.float32), reason=skip_reason(exc))
         change = PixelChange(min(image.shape[:2]), image.size, tuple(sse))
         # Only the tensor goes on: the decoded and perturbed pixels are dropped here.
         return _Prepared(
@@ -334,10 +350,21 @@ class Pipeline:
         self.model.to_tensor([image], out=tensor[:1])
         sse = []
         for row, draw in enumerate(draws, start=1):
-            out = perturb(image, draw, key, self.seed, self.scale_to_input)
+            out = self._perturbed(image, draw, key)
             sse.append(squared_error(image, out))
             self.model.to_tensor([out], out=tensor[row : row + 1])
         return sse, None
+
+    def _perturbed(self, image: NDArray[np.uint8], draw: Draw, key: str) -> NDArray[np.uint8]:
+        """`image` under `draw`; a perturbation's bug becomes a `SampleError` naming it."""
+        try:
+            out: NDArray[np.uint8] = perturb(image, draw, key, self.seed, self.scale_to_input)
+        except (MemoryError, SampleError):
+            raise
+        except Exception as exc:  # a bug of this perturbation: name it in the reason
+            where = f"{draw.perturbation} level {draw.level}"
+            raise SampleError(f"{where}: {skip_reason(exc)}") from exc
+        return out
 
     def _fill_faces(
         self,
@@ -359,7 +386,7 @@ class Pipeline:
         self.model.to_tensor([pixels], out=tensor[:1])
         sse, boxes = [], []
         for row, draw in enumerate(draws, start=1):
-            out = perturb(image, draw, key, self.seed, self.scale_to_input)
+            out = self._perturbed(image, draw, key)
             sse.append(squared_error(image, out))  # the whole image, as the perturbation saw it
             cut = face.cut(out)
             boxes.append(None if cut is None else cut[1])
@@ -385,10 +412,7 @@ class Pipeline:
 
     def _prepare_clip(self, index: int, sample: data.Sample) -> _Prepared:
         """A video: the rows of all its sampled frames, clean then under every draw."""
-        try:
-            rows = self.clip_rows(sample, self.draws)
-        except SampleError as exc:
-            return _Prepared(index, sample, np.empty((0,), np.float32), reason=str(exc))
+        rows = self.clip_rows(sample, self.draws)
         clip = rows.clip
         change = PixelChange(rows.side, rows.values, tuple(rows.sse))
         return _Prepared(
@@ -413,6 +437,14 @@ class Pipeline:
             scale_to_input=self.scale_to_input,
             sampling=self.sampling,
         )
+
+
+def skip_reason(exc: BaseException) -> str:
+    """Why a sample was skipped: a `SampleError`'s message, else `Type: its first line`."""
+    if isinstance(exc, SampleError):
+        return str(exc)
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
 
 
 def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scored | Failed:

@@ -25,7 +25,7 @@ from auditor.perturbations.levels import (
     split_spec,
     unknown_name,
 )
-from auditor.perturbations.registry import REGISTRY, suite_members
+from auditor.perturbations.registry import REGISTRY, check_reference, suite_members
 
 PERTURBATION = "perturbation"  # sampled: an image-to-image function, `repeats` draws a level
 SEARCH = "search"  # queries the model; its points are the level's draws
@@ -119,6 +119,10 @@ def build_plan(config: AuditConfig) -> AuditPlan:
     specs = config.perturbations or suite_members(config.suite)
     chosen = [_resolve(spec, config.repeats) for spec in specs]
     reject_duplicates([c.entry.name for c in chosen])
+    if config.scale_to_input:  # unscaled, each image's own diagonal is checked on it
+        for c in chosen:
+            if c.kind == PERTURBATION:
+                check_reference(REGISTRY[c.entry.name], c.table)
     levels: list[PlannedLevel] = []
     for c in chosen:
         levels += [

@@ -4,16 +4,17 @@
 statistics (`ShardResult`); `merge` turns any set of shards into `AuditResults`;
 `run_audit` is both for one shard. Per-sample results go to a journal as they are
 computed, so an interrupted run resumes where it stopped. Every draw uses the
-generator of (seed, sample, perturbation, level, repeat), and every statistic is a
-count or an exact sum, so results depend neither on workers, batch size, order,
-resumption nor sharding.
+generator of (seed, sample, perturbation, level, repeat), every statistic is a count
+or an exact sum, and every model call on CPU has one shape (`CPU_CALL_ROWS`), so
+results depend neither on workers, batch size, order, resumption nor sharding.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +22,7 @@ from auditor import data
 from auditor.adversarial.registry import SEARCHES
 from auditor.config import AuditConfig, echo_keys, validate
 from auditor.data import video
-from auditor.engine import environment
+from auditor.engine import environment, memory
 from auditor.engine.facecrop import FaceFront
 from auditor.engine.partial import (
     NothingDone,
@@ -32,12 +33,12 @@ from auditor.engine.partial import (
     render_moved,
     render_thumbnails,
 )
-from auditor.engine.pipeline import Pipeline, Tuning, plan_tuning
+from auditor.engine.pipeline import RUNNING, Pipeline, Tuning, plan_tuning
 from auditor.engine.plan import SEARCH, AuditPlan, build_plan
 from auditor.engine.probe import PROBE_SAMPLES, run_probe
-from auditor.engine.shard import Progress, Searches, ShardRun
+from auditor.engine.shard import Progress, Searches, ShardRun, stop_error
 from auditor.engine.stats import AuditStats, Scoring
-from auditor.errors import ConfigError, DataError, SampleError
+from auditor.errors import AuditorError, ConfigError, DataError
 from auditor.model.adapter import Model, load_model
 from auditor.model.providers import CPU
 from auditor.results import AuditResults
@@ -48,6 +49,16 @@ CPU_BATCH, GPU_BATCH = 8, 32
 """Rows per model call when `--batch-size 0`. On CPU the convolutional models of
 bench/engine.py run as fast per image at 1 as at 32, and smaller calls keep both
 cores busy to the end of an audit; a GPU wants larger ones."""
+CPU_CALL_ROWS = CPU_BATCH
+"""Rows of every model call on CPU, whatever `--batch-size` (the last call of a batch
+padded): a row's probabilities can differ in their last bits with the shape it is
+computed in (numpy's exp on the sample detectors' logits, onnxruntime's kernels on a
+ViT-like model at 1 row against more), so one shape makes the results the same for
+every batch size. `--batch-size` is then the rows a model stream takes at a time, in
+whole calls (`Pipeline`): padded, a 1-row batch cost 7.5 times the model's time of an
+8-row one on bench/engine.py's heavy model (--batch-ab)."""
+THUMBNAIL_TRIES = 8
+"""Decodable samples tried for the report's thumbnails before it goes without."""
 
 
 class AuditInterrupted(KeyboardInterrupt):
@@ -85,17 +96,39 @@ def run_shard(
 
     `model`: a freshly loaded model of `config` to use instead of loading one (a
     long-lived worker that audits many shards loads it once).
+
+    Whatever stops the run is an `AuditorError` (one line for the user, see
+    `stop_error`): running out of memory a `MemoryLimitError` that names `--max-memory`,
+    any other unexpected error its type and first line; stopped while samples were
+    scored, it says they are kept in the journal. (A single sample's failure only skips
+    that sample: see `Pipeline._prepare`.)
     """
+    try:
+        return _run_shard(config, shard, progress, model)
+    except AuditorError:
+        raise
+    except Exception as exc:
+        raise stop_error(exc, config.max_memory) from exc
+
+
+def _run_shard(
+    config: AuditConfig, shard: tuple[int, int], progress: Progress | None, model: Model | None
+) -> ShardResult:
     started = now()
-    setup = _set_up(config, shard, model)
+    with memory.stage("loading the model and listing the data"):
+        setup = _set_up(config, shard, model)
     config, plan, dataset = setup.config, setup.plan, setup.dataset
     mine = [(i, s) for i, s in enumerate(dataset.samples) if i % shard[1] == shard[0]]
-    first = _warm_up(setup.model, mine, config)  # fixes the output kind on a deterministic input
+    decodable = _decodable(mine, config.max_pixels)
+    first = next(decodable, None)
+    if first is not None:  # fixes the output kind on a deterministic input
+        with memory.stage(RUNNING):
+            setup.model.infer(setup.model.to_tensor([first[2]]))
     part = _new_part(setup, shard, started, total=len(mine) * plan.units_per_sample)
     workers = setup.tuning.workers
     if first is not None:
-        part.thumbnails = render_thumbnails(first[1], first[2], plan, config, workers, setup.face)
-        part.thumbnails_index = first[0]
+        shown = itertools.islice(itertools.chain([first], decodable), THUMBNAIL_TRIES)
+        _show_thumbnails(part, shown, config, workers, setup.face)
     probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
     run = ShardRun(config, part, setup.label_of, probe_keys, progress)
     run.searches = Searches(setup.model, plan, config) if plan.searches else None
@@ -136,6 +169,9 @@ def _set_up(config: AuditConfig, shard: tuple[int, int], model: Model | None) ->
         tuning = replace(tuning, streams=1)  # a GPU runs one batch at a time
     if not config.batch_size:
         config = replace(config, batch_size=CPU_BATCH if model.provider == CPU else GPU_BATCH)
+    # A GPU needs its batches: there every call has --batch-size rows (the last padded),
+    # so the results depend on the batch size in their last bits (see CPU_CALL_ROWS).
+    model.call_rows = CPU_CALL_ROWS if model.provider == CPU else config.batch_size
     dataset = data.discover(config.data_path, config.limit)
     _check_labels_needed(config, dataset)
     if plan.searches and dataset.media == "video":
@@ -210,18 +246,37 @@ def _pipeline(setup: _Setup) -> Pipeline:
     )
 
 
-def _warm_up(
-    model: Model, mine: list[tuple[int, data.Sample]], config: AuditConfig
-) -> tuple[int, data.Sample, Any] | None:
-    """Run the model once on the shard's first decodable sample; return it, decoded."""
+def _decodable(
+    mine: Iterable[tuple[int, data.Sample]], max_pixels: int
+) -> Iterator[tuple[int, data.Sample, Any]]:
+    """The shard's samples that decode, decoded, in order (the pipeline skips the others)."""
     for index, sample in mine:
         try:
-            decoded = data.decode(sample, config.max_pixels)
-        except SampleError:
+            decoded = data.decode(sample, max_pixels)
+        except MemoryError:
+            raise
+        except Exception:  # the pipeline meets it again and records why
             continue
-        model.infer(model.to_tensor([decoded.image]))
-        return index, sample, decoded.image
-    return None
+        yield index, sample, decoded.image
+
+
+def _show_thumbnails(
+    part: ShardResult,
+    candidates: Iterable[tuple[int, data.Sample, Any]],
+    config: AuditConfig,
+    workers: int,
+    face: FaceFront | None = None,
+) -> None:
+    """The report's thumbnails: of the first candidate every planned level perturbs."""
+    for index, sample, image in candidates:
+        try:
+            part.thumbnails = render_thumbnails(sample, image, part.plan, config, workers, face)
+        except MemoryError:
+            raise
+        except Exception:  # the pipeline skips this sample with the reason
+            continue
+        part.thumbnails_index = index
+        return
 
 
 def _digest(
@@ -230,16 +285,16 @@ def _digest(
     """Digest of what decides every per-sample result: settings, model, classes, data listing."""
     echo = echo_keys()  # recorded for the reader; the figures do not depend on them
     settings = {k: v for k, v in description.items() if k not in echo}
-    listing = [
-        [s.key, s.label, s.path.stat().st_size if s.path.is_file() else None]
-        for s in dataset.samples
-    ]
+    # Names and labels only: each journal record carries its file's sha256, so a file
+    # changed since (whatever its size) is scored again rather than the resume refused.
+    listing = [[s.key, s.label] for s in dataset.samples]
     described = model.describe()
     # The classes as resolved (`via` in their settings): they are not in `config`.
     classes = {"classes": described["classes"], "positive": described["positive_class"]}
     blob = {"settings": settings, "model": described["sha256"], **classes, "data": listing}
     if face is not None:  # a detector named by path: its file, not only its name
         blob["face_detector"] = face.describe()["detector"]["sha256"]
+    blob["call_rows"] = model.batch or model.call_rows  # a GPU's: the batch size
     canonical = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

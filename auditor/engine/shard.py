@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,15 +16,17 @@ import numpy as np
 from auditor import data, metrics
 from auditor.adversarial.registry import SEARCHES, Group, Scorer, SearchLevel
 from auditor.config import AuditConfig
+from auditor.data.video import file_sha256
+from auditor.engine import memory
 from auditor.engine.facecrop import lost_probs
-from auditor.engine.journal import Journal, from_journal_record, journal_record
+from auditor.engine.journal import Journal, journal_record, load_records
 from auditor.engine.partial import (
     ShardResult,
 )
-from auditor.engine.pipeline import Failed, Pipeline, Scored
+from auditor.engine.pipeline import Failed, Pipeline, Scored, skip_reason
 from auditor.engine.plan import AuditPlan
 from auditor.engine.stats import AuditStats
-from auditor.errors import DataError, SampleError
+from auditor.errors import AuditorError, DataError, MemoryLimitError, SampleError
 from auditor.model.adapter import Model
 
 Progress = Callable[[int, int], None]  # (units done, units in all)
@@ -60,28 +63,57 @@ class ShardRun:
     ) -> None:
         journal = None
         if self.config.journal_path is not None:
-            digest = f"{self.part.digest}:{self.part.shard[0]}/{self.part.shard[1]}"
-            journal, records = Journal.start(self.config.journal_path, digest, self.config.resume)
-            self._absorb([from_journal_record(r, dataset.samples, self.plan) for r in records])
-            self._count_waiting()
+            journal = self._open_journal(dataset, mine, pipeline.tuning.workers)
         seen = {row["path"] for row in self.part.manifest} | {
             s["path"] for s in self.part.skipped_decode
         }
         todo = [(i, s) for i, s in mine if s.key not in seen]
-        with graceful_stop() as stopped:
-            for group in pipeline.run(todo):
-                self._absorb(group)
-                if journal is not None:
-                    journal.append(journal_record(item) for item in group)
-                    journal.flush()
-                if stopped.is_set():
-                    break
-        self._count_waiting()
-        if journal is not None:
-            if self.part.done == self.part.total:
-                journal.remove()
-            else:
+        try:
+            with graceful_stop() as stopped:
+                for group in pipeline.run(todo):
+                    self._absorb(group)
+                    if journal is not None:
+                        journal.append(journal_record(item) for item in group)
+                        journal.flush()
+                    if stopped.is_set():
+                        break
+        except Exception as exc:  # the samples finished so far stay journaled: say so
+            kept = ""
+            if journal is not None:
+                kept = f"; the samples finished so far are kept in {journal.path}: add --resume"
+            raise stop_error(exc, self.config.max_memory, kept) from exc
+        finally:
+            if journal is not None:
                 journal.close()
+        self._count_waiting()
+        if journal is not None and self.part.done == self.part.total:
+            journal.remove()
+
+    def _open_journal(
+        self, dataset: data.Dataset, mine: list[tuple[int, data.Sample]], workers: int
+    ) -> Journal:
+        """Start the shard's journal; on resume, count its records of unchanged files.
+
+        A scored sample whose file's sha256 is no longer the journaled one is scored
+        again, and so is every sample skipped before (its file may have been mended).
+        The journal is then rewritten without the records it no longer uses.
+        """
+        assert self.config.journal_path is not None
+        digest = f"{self.part.digest}:{self.part.shard[0]}/{self.part.shard[1]}"
+        journal, records = Journal.start(self.config.journal_path, digest, self.config.resume)
+        if not records:
+            return journal
+        width = len(self.part.class_names) or None
+        finished = load_records(
+            journal.path, records, dataset.samples, self.plan, width, {i for i, _ in mine}
+        )
+        with ThreadPoolExecutor(workers) as pool:  # hashlib hashes outside the GIL
+            unchanged = list(pool.map(_unchanged, finished))
+        if not all(unchanged):
+            journal.rewrite(digest, [r for r, keep in zip(records, unchanged) if keep])
+        self._absorb([item for item, keep in zip(finished, unchanged) if keep])
+        self._count_waiting()
+        return journal
 
     def _absorb(self, group: Sequence[Scored | Failed]) -> None:
         """Count a group of finished samples into the statistics."""
@@ -249,6 +281,30 @@ def _crop_boxes(item: Scored, draw: int) -> dict[str, Any]:
             "perturbed": None if box is None else list(box),
         }
     }
+
+
+def stop_error(exc: Exception, limit: int | None, kept: str = "") -> AuditorError:
+    """The one-line error of what stopped a run, followed by `kept` (how to go on).
+
+    Running out of memory names `--max-memory` (`limit`) and what the engine was doing;
+    any other error that is not already an `AuditorError` gives its type and first line.
+    """
+    if isinstance(exc, AuditorError):
+        return type(exc)(f"{exc}{kept}") if kept else exc
+    if isinstance(exc, MemoryError):
+        where = exc.stage if isinstance(exc, memory.Exhausted) else "auditing"
+        return MemoryLimitError(memory.exhausted_message(limit, where, kept))
+    return AuditorError(f"the audit stopped on an unexpected error: {skip_reason(exc)}{kept}")
+
+
+def _unchanged(item: Scored | Failed) -> bool:
+    """Whether a journaled sample still stands: scored, and its file's content the same."""
+    if isinstance(item, Failed):
+        return False
+    try:
+        return file_sha256(item.sample.path) == item.sha256
+    except OSError:  # gone or unreadable now: the pipeline says why
+        return False
 
 
 @contextmanager

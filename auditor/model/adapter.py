@@ -17,7 +17,7 @@ import onnx
 from numpy.typing import NDArray
 
 from auditor.config import ModelOptions
-from auditor.errors import ConfigError, ModelError
+from auditor.errors import ConfigError, ModelError, out_of_memory
 from auditor.model import outputs, preprocess
 from auditor.model.modelfile import (
     METADATA_KEY,
@@ -76,6 +76,10 @@ class Model:
     num_outputs: int | None = None
     provider: str = "CPUExecutionProvider"
     runtime: Runtime | None = None
+    # Rows of every session call, the last one padded: a row's result then never depends
+    # on how many rows came with it (onnxruntime's kernels may round differently for
+    # another batch shape). None: the whole tensor in one call. A fixed batch decides.
+    call_rows: int | None = None
     _graph_hint: str | None = field(default=None, repr=False)
 
     def predict(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float64]:
@@ -99,7 +103,17 @@ class Model:
             self.output_kind, self.output_kind_evidence = outputs.detect_kind(
                 raw, self.options.output_kind, self.metadata.get("output_kind"), self._graph_hint
             )
-        return outputs.normalize(raw, self.output_kind)
+        # Call by call, at the call's shape: numpy's exp, too, may round a row differently
+        # in an array of another length.
+        step, probs = self.call_step(len(raw)), []
+        for start in range(0, len(raw), step):
+            chunk = raw[start : start + step]
+            probs.append(outputs.normalize(_padded(chunk, step), self.output_kind)[: len(chunk)])
+        return np.concatenate(probs)
+
+    def call_step(self, rows: int) -> int:
+        """Rows of each session call for a tensor of `rows` rows (see `call_rows`)."""
+        return self.batch or self.call_rows or rows
 
     def kind_without_values(self) -> tuple[str, str] | None:
         """The output kind when a flag, the metadata or the graph decides it, else None."""
@@ -109,16 +123,17 @@ class Model:
 
     def run_raw(self, tensor: NDArray[Any]) -> NDArray[np.float64]:
         """Run the session on `tensor` in chunks the model accepts; check the values."""
-        step = self.batch or len(tensor)
+        step = self.call_step(len(tensor))
         chunks = []
         for start in range(0, len(tensor), step):
             part = tensor[start : start + step]
             missing = step - len(part)
-            if missing:  # a fixed batch larger than what is left: pad, then drop
-                part = np.concatenate([part, np.repeat(part[-1:], missing, axis=0)])
+            part = _padded(part, step)  # a call shape larger than what is left: pad, then drop
             try:
                 out = self.session.run([self.output_name], {self.input_name: part})[0]
             except Exception as exc:  # onnxruntime raises several unrelated types
+                if out_of_memory(exc):  # the engine names the limit and what it was doing
+                    raise MemoryError(runtime_message(exc)) from exc
                 raise ModelError(f"{self.path}: inference failed: {runtime_message(exc)}") from exc
             out = np.asarray(out, np.float64)
             if out.ndim == 0 or out.shape[0] != len(part):
@@ -197,6 +212,12 @@ class Model:
             "preprocess_sources": dict(self.prep.sources),
             "runtime": self.runtime.as_dict() if self.runtime else None,
         }
+
+
+def _padded(rows: NDArray[Any], count: int) -> NDArray[Any]:
+    """`rows` followed by copies of its last row, to `count` rows."""
+    missing = count - len(rows)
+    return np.concatenate([rows, np.repeat(rows[-1:], missing, axis=0)]) if missing else rows
 
 
 def load_model(path: Path, options: ModelOptions) -> Model:

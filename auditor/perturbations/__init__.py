@@ -18,6 +18,7 @@ from auditor.perturbations import (  # noqa: F401  (they register)
     video,
     weather,
 )
+from auditor.perturbations.levels import Range
 from auditor.perturbations.plugins import load_plugins
 from auditor.perturbations.registry import (
     REGISTRY,
@@ -88,6 +89,7 @@ __all__ = [
     "SUITES",
     "Perturbation",
     "PlannedPerturbation",
+    "Range",
     "apply",
     "get",
     "parse_spec",

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from auditor.perturbations.levels import NON_NEGATIVE
 from auditor.perturbations.pixels import from_pixels
 from auditor.perturbations.registry import Image, perturbation
 
@@ -20,6 +21,7 @@ SHIFTED_SUM_TAPS = 64  # longer line kernels are applied with cv2.filter2D inste
     family="blur",
     levels={"sigma": (1.0, 2.0, 3.0, 4.0, 6.0)},
     pixel_params=("sigma",),
+    ranges={"sigma": NON_NEGATIVE},  # 0 leaves the image as it is
 )
 def gaussian_blur(image: Image, rng: np.random.Generator, *, sigma: float) -> Image:
     """Gaussian blur with standard deviation `sigma` in pixels."""
@@ -62,6 +64,7 @@ def disk_kernel(radius: float, alias_sigma: float) -> Kernel:
     family="blur",
     levels={"radius": (3, 4, 6, 8, 10), "alias_sigma": (0.1, 0.5, 0.5, 0.5, 0.5)},
     pixel_params=("radius", "alias_sigma"),
+    ranges={"radius": NON_NEGATIVE, "alias_sigma": NON_NEGATIVE},
 )
 def defocus_blur(
     image: Image, rng: np.random.Generator, *, radius: float, alias_sigma: float
@@ -85,6 +88,8 @@ def defocus_blur(
     },
     pixel_params=("sigma", "distance"),
     integer_params=("passes",),
+    # Each pass is two random walks over the whole image: a bound keeps the time bounded.
+    ranges={"sigma": NON_NEGATIVE, "distance": NON_NEGATIVE, "passes": (0, 10)},
 )
 def glass_blur(
     image: Image, rng: np.random.Generator, *, sigma: float, distance: float, passes: float
@@ -158,6 +163,7 @@ def line_blur(
     family="blur",
     levels={"radius": (10, 15, 15, 15, 20), "sigma": (3, 5, 8, 12, 15)},
     pixel_params=("radius", "sigma"),
+    ranges={"radius": NON_NEGATIVE, "sigma": NON_NEGATIVE},
 )
 def motion_blur(image: Image, rng: np.random.Generator, *, radius: float, sigma: float) -> Image:
     """Motion blur along a random angle in [-45, 45] deg, trail `radius` px, weights `sigma`."""
@@ -180,6 +186,8 @@ def zoom_factors(max_zoom: float, step: float) -> list[float]:
     "zoom_blur",
     family="blur",
     levels={"max_zoom": (1.11, 1.15, 1.20, 1.24, 1.30), "step": (0.01, 0.01, 0.02, 0.02, 0.03)},
+    # One warp of the whole image per step: at most (2 - 1) / 0.005 = 200 of them.
+    ranges={"max_zoom": (1, 2), "step": (0.005, 1)},
 )
 def zoom_blur(image: Image, rng: np.random.Generator, *, max_zoom: float, step: float) -> Image:
     """Zoom blur: mean of the image and copies zoomed about the centre from 1 to `max_zoom`."""

@@ -7,9 +7,12 @@ Pixel-wise work goes through bands of rows (`in_bands`), so very large images st
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
+from auditor.perturbations.levels import NON_NEGATIVE
 from auditor.perturbations.pixels import from_pixels, in_bands
 from auditor.perturbations.registry import Image, perturbation
 
@@ -22,7 +25,12 @@ def _luma(x: np.ndarray) -> np.ndarray:
     return x[..., 0:1] * LUMA[0] + x[..., 1:2] * LUMA[1] + x[..., 2:3] * LUMA[2]
 
 
-@perturbation("color_saturation", family="deepfake", levels={"factor": (0.4, 0.3, 0.2, 0.1, 0.0)})
+@perturbation(
+    "color_saturation",
+    family="deepfake",
+    levels={"factor": (0.4, 0.3, 0.2, 0.1, 0.0)},
+    ranges={"factor": NON_NEGATIVE},
+)
 def color_saturation(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     """Scale the YCbCr chroma deviation (Cb, Cr from 128) by `factor`; 0 is greyscale."""
     f = np.float32(factor)
@@ -38,7 +46,10 @@ def color_saturation(image: Image, rng: np.random.Generator, *, factor: float) -
 
 
 @perturbation(
-    "color_contrast", family="deepfake", levels={"factor": (0.85, 0.725, 0.6, 0.475, 0.35)}
+    "color_contrast",
+    family="deepfake",
+    levels={"factor": (0.85, 0.725, 0.6, 0.475, 0.35)},
+    ranges={"factor": NON_NEGATIVE},
 )
 def color_contrast(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     """Multiply every pixel value by `factor` (contrast and brightness fall together)."""
@@ -51,6 +62,7 @@ def color_contrast(image: Image, rng: np.random.Generator, *, factor: float) -> 
     family="deepfake",
     levels={"count": (16, 32, 48, 64, 80)},
     integer_params=("count",),
+    ranges={"count": (0, 10_000)},  # painted one by one
 )
 def block_occlusion(image: Image, rng: np.random.Generator, *, count: float) -> Image:
     """Paint `count` grey blocks, 8 x 8 px per 256 px of short side, at random places."""
@@ -69,6 +81,7 @@ def block_occlusion(image: Image, rng: np.random.Generator, *, count: float) -> 
     "ycbcr_noise",
     family="deepfake",
     levels={"variance": (0.001, 0.002, 0.005, 0.01, 0.05)},
+    ranges={"variance": NON_NEGATIVE},
 )
 def ycbcr_noise(image: Image, rng: np.random.Generator, *, variance: float) -> Image:
     """Gaussian noise of `variance` (on the [0, 1] scale) added to Y, Cb and Cr."""
@@ -94,6 +107,7 @@ def ycbcr_noise(image: Image, rng: np.random.Generator, *, variance: float) -> I
     levels={"kernel": (7, 9, 13, 17, 21)},
     pixel_params=("kernel",),
     integer_params=("kernel",),
+    ranges={"kernel": (1, math.inf)},
 )
 def gaussian_blur_kernel(image: Image, rng: np.random.Generator, *, kernel: float) -> Image:
     """Gaussian blur with a `kernel` x `kernel` px kernel and sigma = kernel / 6."""
@@ -105,7 +119,12 @@ def gaussian_blur_kernel(image: Image, rng: np.random.Generator, *, kernel: floa
     return cv2.GaussianBlur(image, (size, size), sigma, borderType=cv2.BORDER_REFLECT_101)
 
 
-@perturbation("resize_roundtrip", family="deepfake", levels={"factor": (2.0, 3.0, 4.0, 5.0, 6.0)})
+@perturbation(
+    "resize_roundtrip",
+    family="deepfake",
+    levels={"factor": (2.0, 3.0, 4.0, 5.0, 6.0)},
+    ranges={"factor": (1, math.inf)},  # below 1 it would enlarge the image first
+)
 def resize_roundtrip(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     """Downscale by `factor` and back up, both bilinear, as a low-resolution copy would."""
     h, w = image.shape[:2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from auditor.perturbations.levels import NON_NEGATIVE, Range
 from auditor.perturbations.pixels import from_pixels, from_unit, in_bands, to_unit
 from auditor.perturbations.registry import Image, perturbation
 
@@ -14,6 +15,7 @@ from auditor.perturbations.registry import Image, perturbation
     family="digital",
     levels={"quality": (25, 18, 15, 10, 7)},
     integer_params=("quality",),
+    ranges={"quality": (0, 100)},
 )
 def jpeg_compression(image: Image, rng: np.random.Generator, *, quality: float) -> Image:
     """JPEG encode and decode at `quality` (0..100)."""
@@ -29,7 +31,12 @@ def jpeg_compression(image: Image, rng: np.random.Generator, *, quality: float) 
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
-@perturbation("brightness", family="digital", levels={"delta": (0.1, 0.2, 0.3, 0.4, 0.5)})
+@perturbation(
+    "brightness",
+    family="digital",
+    levels={"delta": (0.1, 0.2, 0.3, 0.4, 0.5)},
+    ranges={"delta": (-1, 1)},
+)
 def brightness(image: Image, rng: np.random.Generator, *, delta: float) -> Image:
     """Add `delta` to the HSV value channel (on the [0, 1] scale)."""
 
@@ -41,7 +48,12 @@ def brightness(image: Image, rng: np.random.Generator, *, delta: float) -> Image
     return in_bands(image, band)
 
 
-@perturbation("contrast", family="digital", levels={"factor": (0.4, 0.3, 0.2, 0.1, 0.05)})
+@perturbation(
+    "contrast",
+    family="digital",
+    levels={"factor": (0.4, 0.3, 0.2, 0.1, 0.05)},
+    ranges={"factor": NON_NEGATIVE},
+)
 def contrast(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     """Scale each pixel's deviation from its channel's mean by `factor`."""
     means = np.array(cv2.mean(image)[:3], np.float64)
@@ -50,7 +62,12 @@ def contrast(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     return cv2.transform(image, matrix)
 
 
-@perturbation("pixelate", family="digital", levels={"factor": (0.6, 0.5, 0.4, 0.3, 0.25)})
+@perturbation(
+    "pixelate",
+    family="digital",
+    levels={"factor": (0.6, 0.5, 0.4, 0.3, 0.25)},
+    ranges={"factor": Range(0, 1, low_open=True)},
+)
 def pixelate(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     """Downscale by `factor` with area averaging, then upscale back with nearest."""
     h, w = image.shape[:2]
@@ -69,6 +86,7 @@ def pixelate(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     "saturate",
     family="digital",
     levels={"scale": (0.3, 0.1, 2.0, 5.0, 20.0), "offset": (0.0, 0.0, 0.0, 0.1, 0.2)},
+    ranges={"scale": NON_NEGATIVE, "offset": (-1, 1)},
 )
 def saturate(image: Image, rng: np.random.Generator, *, scale: float, offset: float) -> Image:
     """Change saturation: HSV S becomes S x `scale` + `offset`, clipped to [0, 1]."""
@@ -86,6 +104,7 @@ def saturate(image: Image, rng: np.random.Generator, *, scale: float, offset: fl
     family="digital",
     levels={"alpha": (12.5, 16.25, 21.25, 25.0, 30.0)},
     pixel_params=("alpha",),
+    ranges={"alpha": NON_NEGATIVE},
 )
 def elastic_transform(image: Image, rng: np.random.Generator, *, alpha: float) -> Image:
     """Elastic warp: a smooth random displacement field (sigma 1% of the size) times `alpha`."""

@@ -16,7 +16,7 @@ from auditor.perturbations.registry import Image, perturbation
 EPS_LADDER = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
 
 
-@perturbation("linf_noise", family="epsilon", levels={"eps": EPS_LADDER})
+@perturbation("linf_noise", family="epsilon", levels={"eps": EPS_LADDER}, ranges={"eps": (0, 1)})
 def linf_noise(image: Image, rng: np.random.Generator, *, eps: float) -> Image:
     """Uniform noise in [-eps, eps] per pixel: a random point of the L-inf ball."""
     # Working in pixel units keeps eps = k/255 exact: +-k pixel values at most. The
@@ -29,7 +29,7 @@ def linf_noise(image: Image, rng: np.random.Generator, *, eps: float) -> Image:
     return in_bands(image, band)
 
 
-@perturbation("linf_sign", family="epsilon", levels={"eps": EPS_LADDER})
+@perturbation("linf_sign", family="epsilon", levels={"eps": EPS_LADDER}, ranges={"eps": (0, 1)})
 def linf_sign(image: Image, rng: np.random.Generator, *, eps: float) -> Image:
     """Add +eps or -eps per pixel at random: a random corner of the L-inf ball."""
     step = np.float32(abs(eps) * 255.0)

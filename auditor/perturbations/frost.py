@@ -90,6 +90,7 @@ def frost_texture(height: int, width: int, rng: np.random.Generator) -> Floats:
         "image_weight": (1.0, 0.8, 0.7, 0.65, 0.6),
         "frost_weight": (0.4, 0.6, 0.7, 0.7, 0.75),
     },
+    ranges={"image_weight": (0, 1), "frost_weight": (0, 1)},
 )
 def frost(
     image: Image, rng: np.random.Generator, *, image_weight: float, frost_weight: float

@@ -7,9 +7,12 @@ change. None is random: the same image and parameters give the same bytes.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
+from auditor.perturbations.levels import POSITIVE, Range
 from auditor.perturbations.pixels import from_pixels
 from auditor.perturbations.registry import Image, perturbation
 
@@ -33,6 +36,7 @@ def _quality(value: float) -> int:
     family="laundering",
     levels={"quality": (80, 60, 40, 25, 10)},
     integer_params=("quality",),
+    ranges={"quality": (1, 100)},
 )
 def webp_compression(image: Image, rng: np.random.Generator, *, quality: float) -> Image:
     """WebP encode and decode at `quality` (1..100; 100 is lossless)."""
@@ -44,6 +48,7 @@ def webp_compression(image: Image, rng: np.random.Generator, *, quality: float) 
     family="laundering",
     levels={"first": (95, 90, 85, 80, 75), "second": (75, 60, 50, 40, 30)},
     integer_params=("first", "second"),
+    ranges={"first": (0, 100), "second": (0, 100)},
 )
 def jpeg_double(image: Image, rng: np.random.Generator, *, first: float, second: float) -> Image:
     """JPEG at quality `first` (the camera), then again at `second` (the platform)."""
@@ -51,7 +56,12 @@ def jpeg_double(image: Image, rng: np.random.Generator, *, first: float, second:
     return encode_roundtrip(once, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, _quality(second)])
 
 
-@perturbation("downscale", family="laundering", levels={"factor": (1.5, 2.0, 2.5, 3.0, 4.0)})
+@perturbation(
+    "downscale",
+    family="laundering",
+    levels={"factor": (1.5, 2.0, 2.5, 3.0, 4.0)},
+    ranges={"factor": (1, math.inf)},  # below 1 it would enlarge the image first
+)
 def downscale(image: Image, rng: np.random.Generator, *, factor: float) -> Image:
     """Shrink to 1/`factor` with area averaging (a platform's resize), then back (cubic)."""
     h, w = image.shape[:2]
@@ -60,7 +70,12 @@ def downscale(image: Image, rng: np.random.Generator, *, factor: float) -> Image
     return cv2.resize(reduced, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-@perturbation("rotation", family="laundering", levels={"degrees": (2.0, 4.0, 6.0, 8.0, 10.0)})
+@perturbation(
+    "rotation",
+    family="laundering",
+    levels={"degrees": (2.0, 4.0, 6.0, 8.0, 10.0)},
+    ranges={"degrees": (-360, 360)},
+)
 def rotation(image: Image, rng: np.random.Generator, *, degrees: float) -> Image:
     """Rotate by `degrees` counter-clockwise about the centre; the border is reflected."""
     h, w = image.shape[:2]
@@ -70,7 +85,12 @@ def rotation(image: Image, rng: np.random.Generator, *, degrees: float) -> Image
     )
 
 
-@perturbation("crop_rescale", family="laundering", levels={"keep": (0.95, 0.9, 0.85, 0.8, 0.7)})
+@perturbation(
+    "crop_rescale",
+    family="laundering",
+    levels={"keep": (0.95, 0.9, 0.85, 0.8, 0.7)},
+    ranges={"keep": Range(0, 1, low_open=True)},
+)
 def crop_rescale(image: Image, rng: np.random.Generator, *, keep: float) -> Image:
     """Keep the centre `keep` of each side, then resize back up (bilinear)."""
     h, w = image.shape[:2]
@@ -81,7 +101,12 @@ def crop_rescale(image: Image, rng: np.random.Generator, *, keep: float) -> Imag
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-@perturbation("gamma", family="laundering", levels={"gamma": (1.2, 1.4, 1.7, 2.0, 2.5)})
+@perturbation(
+    "gamma",
+    family="laundering",
+    levels={"gamma": (1.2, 1.4, 1.7, 2.0, 2.5)},
+    ranges={"gamma": POSITIVE},
+)
 def gamma(image: Image, rng: np.random.Generator, *, gamma: float) -> Image:
     """Apply out = in ** `gamma` on the [0, 1] scale (above 1 darkens the mid-tones)."""
     levels = np.arange(256, dtype=np.float64) / 255

@@ -2,7 +2,8 @@
 
 A level table is a tuple of parameter dicts, mildest first. `-p NAME:PARAM=v1,v2,...`
 replaces it: `split_spec` cuts a spec into the name and its groups, and `parse_levels`
-turns the groups into the levels of whichever registered entry the name found.
+turns the groups into the levels of whichever registered entry the name found, each
+value checked against the `Range` its entry declares for the parameter.
 `unknown_name` is the one error for a name no registry holds (a perturbation, a suite,
 a metric): it suggests the closest names rather than listing them all.
 """
@@ -12,12 +13,69 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
 from auditor.errors import ConfigError
 
 Params = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a parameter accepts: `low` to `high`, either end excluded or unbounded."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False  # `low` itself is refused
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self) -> str:
+        """`0..100`, `(0, 1]`, `> 0` or `>= 0`: the range as messages show it."""
+        low, high = _bound(self.low), _bound(self.high)
+        if math.isinf(self.high):
+            return f"{'>' if self.low_open else '>='} {low}"
+        if math.isinf(self.low):
+            return f"{'<' if self.high_open else '<='} {high}"
+        if not (self.low_open or self.high_open):
+            return f"{low}..{high}"
+        return f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+
+
+def _bound(value: float) -> str:
+    """A range's end as messages show it: `10000`, not `1e+04`."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else format_value(value)
+
+
+# How a registration declares a range: a `Range`, or (low, high) for the closed interval.
+RangeSpec = Range | tuple[float, float]
+
+
+def as_ranges(
+    name: str, ranges: Mapping[str, RangeSpec], table: Sequence[Params]
+) -> dict[str, Range]:
+    """`ranges` as `Range`s, checked: each names a parameter, and every level lies inside."""
+    out = {k: r if isinstance(r, Range) else Range(*r) for k, r in ranges.items()}
+    for key, allowed in out.items():
+        if key not in table[0]:
+            raise ValueError(f"{name}: a range for '{key}', which is no parameter")
+        for level in table:
+            if level[key] not in allowed:
+                raise ValueError(
+                    f"{name}: its level value {key}={level[key]} is outside {allowed.describe()}"
+                )
+    return out
 
 
 class Leveled(Protocol):
@@ -34,6 +92,9 @@ class Leveled(Protocol):
 
     @property
     def param_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def ranges(self) -> Mapping[str, Range]: ...
 
 
 class Entry(Leveled, Protocol):
@@ -95,7 +156,20 @@ def parse_levels(entry: Leveled, spec: str, groups: Sequence[str]) -> tuple[Para
         {k: overrides[k][i] if k in overrides else entry.levels[i][k] for k in names}
         for i in range(count)
     )
-    return tuple(_typed(entry, lv) for lv in levels)
+    typed = tuple(_typed(entry, lv) for lv in levels)
+    for level in typed:
+        check_ranges(entry, level, f"bad perturbation spec '{spec}'")
+    return typed
+
+
+def check_ranges(entry: Leveled, params: Mapping[str, float], where: str) -> None:
+    """Refuse a parameter outside the range `entry` declares for it (`ConfigError`)."""
+    for key, value in params.items():
+        allowed = entry.ranges.get(key)
+        if allowed is not None and value not in allowed:
+            raise ConfigError(
+                f"{where}: {key} must be {allowed.describe()}, got {format_value(value)}"
+            )
 
 
 def _typed(entry: Leveled, params: Params) -> Params:

@@ -14,11 +14,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor.perturbations import offsets
+from auditor.perturbations.levels import NON_NEGATIVE, Range
 from auditor.perturbations.pixels import from_unit, in_bands, to_unit
 from auditor.perturbations.registry import Image, perturbation
 
 
-@perturbation("gaussian_noise", family="noise", levels={"sigma": (0.08, 0.12, 0.18, 0.26, 0.38)})
+@perturbation(
+    "gaussian_noise",
+    family="noise",
+    levels={"sigma": (0.08, 0.12, 0.18, 0.26, 0.38)},
+    ranges={"sigma": NON_NEGATIVE},
+)
 def gaussian_noise(image: Image, rng: np.random.Generator, *, sigma: float) -> Image:
     """Additive Gaussian noise with standard deviation `sigma` on the [0, 1] scale."""
     table = offsets.gaussian(255.0 * sigma)  # drawn as whole-pixel offsets: see `offsets`
@@ -29,7 +35,13 @@ def gaussian_noise(image: Image, rng: np.random.Generator, *, sigma: float) -> I
     return in_bands(image, band)
 
 
-@perturbation("shot_noise", family="noise", levels={"photons": (60, 25, 12, 5, 3)})
+@perturbation(
+    "shot_noise",
+    family="noise",
+    levels={"photons": (60, 25, 12, 5, 3)},
+    # Its tables hold 256 x (photons + 12 sqrt(photons)) floats: 23 MB at the bound.
+    ranges={"photons": Range(0, 10_000, low_open=True)},
+)
 def shot_noise(image: Image, rng: np.random.Generator, *, photons: float) -> Image:
     """Poisson (photon) noise: each value becomes Poisson(`photons` x value) / `photons`."""
     if photons <= 0:
@@ -93,7 +105,12 @@ def _poisson_counts(
     return counts
 
 
-@perturbation("impulse_noise", family="noise", levels={"amount": (0.03, 0.06, 0.09, 0.17, 0.27)})
+@perturbation(
+    "impulse_noise",
+    family="noise",
+    levels={"amount": (0.03, 0.06, 0.09, 0.17, 0.27)},
+    ranges={"amount": (0, 1)},
+)
 def impulse_noise(image: Image, rng: np.random.Generator, *, amount: float) -> Image:
     """Salt-and-pepper noise: a fraction `amount` of values set to 0 or 255, half each."""
 
@@ -108,7 +125,12 @@ def impulse_noise(image: Image, rng: np.random.Generator, *, amount: float) -> I
     return in_bands(image, band)
 
 
-@perturbation("speckle_noise", family="noise", levels={"sigma": (0.15, 0.2, 0.35, 0.45, 0.6)})
+@perturbation(
+    "speckle_noise",
+    family="noise",
+    levels={"sigma": (0.15, 0.2, 0.35, 0.45, 0.6)},
+    ranges={"sigma": NON_NEGATIVE},
+)
 def speckle_noise(image: Image, rng: np.random.Generator, *, sigma: float) -> Image:
     """Multiplicative noise x + x * N(0, `sigma`), so bright regions get more of it."""
 

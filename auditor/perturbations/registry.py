@@ -1,7 +1,10 @@
 """The perturbation registry: image-to-image functions, suites, `-p` specs and `apply`.
 
 A perturbation is a pure function `f(image, rng, **params) -> image` on uint8 RGB
-H x W x 3 arrays, registered with its five-level parameter table by `@perturbation`.
+H x W x 3 arrays, registered with its five-level parameter table and the range each
+parameter accepts by `@perturbation`. A pixel-sized parameter is also at most the
+image's diagonal: checked when it is applied, and before an audit for the 224 px
+reference image when such parameters scale with the image.
 Built-ins and plugins register the same way; CLI choices come from these dicts.
 Searches that query the model are another kind, with a registry of their own
 (`auditor.adversarial.registry`); level tables and specs are shared (`levels`).
@@ -9,6 +12,7 @@ Searches that query the model are another kind, with a registry of their own
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +20,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from auditor.errors import ConfigError
+from auditor.errors import ConfigError, SampleError
 from auditor.perturbations.levels import (
     Params,
+    Range,
+    RangeSpec,
+    as_ranges,
+    check_ranges,
+    format_value,
     level_table,
     parse_levels,
     reject_duplicates,
@@ -32,6 +41,9 @@ REFERENCE_SIZE = 224
 """Pixel-sized parameters are tuned for images whose short side is this many pixels."""
 APPLIED_DIGITS = 6
 """Decimals of applied parameter values and scale factors in the results."""
+REFERENCE_DIAGONAL = REFERENCE_SIZE * math.sqrt(2)
+"""The diagonal of the square reference image: the most a scaled pixel-sized parameter
+may be, since every image's diagonal is at least its short side times sqrt(2)."""
 
 
 # f(image, rng, **params) -> image; each function names its own keyword parameters.
@@ -51,6 +63,7 @@ class Perturbation:
     pixel_params: tuple[str, ...] = ()
     integer_params: tuple[str, ...] = ()
     probe: ImplementationProbe | None = None
+    ranges: Mapping[str, Range] = field(default_factory=dict)  # what each parameter accepts
 
     def implementation(self) -> dict[str, str]:
         """Facts about how this perturbation runs here (e.g. `{"codec": "av1"}`); often empty."""
@@ -90,15 +103,19 @@ def perturbation(
     pixel_params: Sequence[str] = (),
     integer_params: Sequence[str] = (),
     implementation: ImplementationProbe | None = None,
+    ranges: Mapping[str, RangeSpec] | None = None,
 ) -> Callable[[PerturbationFunction], PerturbationFunction]:
     """Register the decorated function under `name` with its per-level `levels` table.
 
     Built-ins and plugins both use this decorator. `pixel_params` are scaled with the
-    image (see `scaled_params`), `integer_params` are shown and passed as ints, and
+    image (see `scaled_params`) and are at most its diagonal, `integer_params` are shown
+    and passed as ints, `ranges` give the values each parameter accepts (a `Range`, or
+    (low, high) inclusive; `-p` values outside are refused before an audit), and
     `implementation` returns facts for the report, such as the codec that was used.
     A name can be registered once: a plugin cannot silently replace a built-in.
     """
     table = level_table(name, levels)
+    accepted = as_ranges(name, ranges or {}, table)
 
     def register(function: PerturbationFunction) -> PerturbationFunction:
         known = REGISTRY.get(name)
@@ -113,6 +130,7 @@ def perturbation(
             tuple(pixel_params),
             tuple(integer_params),
             implementation,
+            accepted,
         )
         return function
 
@@ -221,11 +239,37 @@ def apply(
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected a uint8 H x W x 3 image, got {image.dtype} {image.shape}")
     params = resolve_params(p, level)
+    check_ranges(p, params, name)
     if scale_to_input:
         params = scaled_params(p, params, image.shape)
+    check_within(p, params, math.hypot(image.shape[0], image.shape[1]))
     out = p.function(image, rng, **params)
     assert out.shape == image.shape and out.dtype == np.uint8, f"{name} broke the image"
     return out
+
+
+def check_within(p: Perturbation, params: Params, diagonal: float) -> None:
+    """Refuse pixel-sized parameters larger than the image's `diagonal` (`SampleError`:
+    a larger image could take them)."""
+    for key in p.pixel_params:
+        if params[key] > diagonal:
+            raise SampleError(
+                f"{p.name}: {key} {format_value(params[key])} px is more than this image's "
+                f"diagonal ({diagonal:.0f} px); it must be at most the diagonal"
+            )
+
+
+def check_reference(p: Perturbation, table: Sequence[Params]) -> None:
+    """Refuse pixel-sized parameters over the reference image's diagonal (`ConfigError`):
+    scaled with the image, they would be over every image's."""
+    for level in table:
+        for key in p.pixel_params:
+            if level[key] > REFERENCE_DIAGONAL:
+                raise ConfigError(
+                    f"{p.name}: {key} {format_value(level[key])} px is more than the diagonal "
+                    f"of the {REFERENCE_SIZE} px reference image ({REFERENCE_DIAGONAL:.1f} px), "
+                    "so of every image once scaled to it; give at most that"
+                )
 
 
 def parse_spec(spec: str) -> PlannedPerturbation:

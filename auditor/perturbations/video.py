@@ -179,6 +179,7 @@ def implementation(name: str) -> dict[str, str]:
     levels={"crf": (30, 32, 35, 38, 40)},
     integer_params=("crf",),
     implementation=functools.partial(implementation, "video_compression"),
+    ranges={"crf": (0, 51)},  # H.264's scale
 )
 def video_compression(image: Image, rng: np.random.Generator, *, crf: float) -> Image:
     """H.264 re-encode (libx264) at constant rate factor `crf`, preset medium, yuv420p."""
@@ -191,6 +192,7 @@ def video_compression(image: Image, rng: np.random.Generator, *, crf: float) -> 
     levels={"crf": (35, 37, 40, 43, 45)},
     integer_params=("crf",),
     implementation=functools.partial(implementation, "h265_compression"),
+    ranges={"crf": (0, 51)},  # x265's scale
 )
 def h265_compression(image: Image, rng: np.random.Generator, *, crf: float) -> Image:
     """H.265 re-encode (libx265) at constant rate factor `crf`, preset medium, yuv420p."""

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor.perturbations.blur import line_blur
+from auditor.perturbations.levels import NON_NEGATIVE, POSITIVE
 from auditor.perturbations.pixels import from_unit, in_bands, to_unit
 from auditor.perturbations.registry import REFERENCE_SIZE, Image, perturbation
 
@@ -41,6 +42,15 @@ def _blur_field(field: Floats, sigma: float) -> Floats:
         "blend": (0.8, 0.7, 0.7, 0.65, 0.55),
     },
     pixel_params=("zoom", "radius", "sigma"),
+    ranges={
+        "mean": (0, 1),
+        "std": NON_NEGATIVE,
+        "zoom": NON_NEGATIVE,
+        "threshold": (0, 1),
+        "radius": NON_NEGATIVE,
+        "sigma": NON_NEGATIVE,
+        "blend": (0, 1),
+    },
 )
 def snow(
     image: Image,
@@ -112,6 +122,7 @@ def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> Floats:
     "fog",
     family="weather",
     levels={"strength": (1.5, 2.0, 2.5, 2.5, 3.0), "decay": (2.0, 2.0, 1.7, 1.5, 1.4)},
+    ranges={"strength": NON_NEGATIVE, "decay": POSITIVE},
 )
 def fog(image: Image, rng: np.random.Generator, *, strength: float, decay: float) -> Image:
     """Fog: add a plasma fractal times `strength`; `decay` < 2 gives finer-grained fog."""
@@ -146,6 +157,14 @@ EMBOSS = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32)
         "threshold": (0.69, 0.68, 0.68, 0.65, 0.65),
         "water": (0.6, 0.6, 0.5, 0.0, 0.0),
         "mud_sigma": (0.0, 0.0, 0.0, 1.5, 1.5),
+    },
+    ranges={
+        "mean": (0, 1),
+        "std": NON_NEGATIVE,
+        "sigma": NON_NEGATIVE,
+        "threshold": (0, 1),
+        "water": (0, 1),
+        "mud_sigma": NON_NEGATIVE,
     },
 )
 def spatter(

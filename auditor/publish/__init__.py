@@ -8,6 +8,7 @@ report of an interrupted audit all publish through here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = [
     "WRITERS",
     "Target",
     "Writer",
+    "check_targets",
     "parse_formats",
     "publish",
     "register",
@@ -67,6 +69,36 @@ def targets(formats: Sequence[str], report: Path, json_path: Path | None = None)
         Target(name, fixed.get(name) or report.with_suffix(WRITERS[name].suffix))
         for name in formats
     ]
+
+
+def check_targets(to: Sequence[Target], others: Sequence[tuple[str, Path]] = ()) -> None:
+    """Refuse, before any work, targets that cannot all be written.
+
+    Two outputs on one path (`--json X -o X`) are a `ConfigError`; a path under a regular
+    file an `OutputError`. `others`: more files the command writes,
+    as (what, path), such as the journal.
+    """
+    claimed: dict[str, str] = {}
+    for what, path in [(WRITERS[t.format].what, t.path) for t in to] + list(others):
+        where = os.path.realpath(path)
+        if where in claimed:
+            raise ConfigError(
+                f"{claimed[where]} and {what} would both be written to {path}; "
+                "give them different paths (-o, --json)"
+            )
+        claimed[where] = what
+        _check_writable(Path(path), what)
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Refuse a `path` whose nearest existing ancestor is no folder."""
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise OutputError(
+                    f"cannot write {what} to {path}: {folder} is a file, not a folder"
+                )
+            return
 
 
 def publish(results: AuditResults, to: Sequence[Target], signing_key: Any = None) -> list[Path]:
