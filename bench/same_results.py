@@ -3,7 +3,8 @@
 Drops the keys that change between two runs of one audit (timestamps, the machine, the
 report identity), makes the output paths in the recorded command line relative, drops
 any further keys named with --ignore (KEY for top-level or config keys, level.KEY for a
-key of every level, SECTION.KEY for a key of another section such as data), and prints "identical" or the differing keys. Exit 0 when identical.
+key of every level, SECTION.KEY for a key of another section such as data), and
+prints "identical" or the differing keys. Exit 0 when identical.
 
     python bench/same_results.py before/a.json after/a.json \\
         --ignore findings,output_kind,output_name,input_name,face,level.applied
