@@ -325,9 +325,7 @@ def hidden_movement_findings(results: AuditResults) -> list[Finding]:
     rows = _steady(results)
     if not rows:
         return []
-    rows.sort(key=lambda lv: lv.rr.get(key, 1.0))
-    where, worst = _span(rows)
-    ci = worst.rr_ci.get(key) or [0.0, 0.0]
+    where, worst, ci = _lowest_rr(rows, key)
     return [
         Finding(
             "ra_hides_rr",
@@ -345,6 +343,13 @@ def hidden_movement_findings(results: AuditResults) -> list[Finding]:
     ]
 
 
+def _lowest_rr(rows: list[LevelResult], key: str) -> tuple[str, LevelResult, list[float]]:
+    """`rows` as text, their lowest-RR level and its interval (rows sorted by RR, in place)."""
+    rows.sort(key=lambda lv: lv.rr.get(key, 1.0))
+    where, worst = _span(rows)
+    return where, worst, worst.rr_ci.get(key) or [0.0, 0.0]
+
+
 def unstable_findings(results: AuditResults) -> list[Finding]:
     """Levels (not already `ra_hides_rr`) where the output moved beyond b on most samples."""
     key = results.headline_key
@@ -354,9 +359,7 @@ def unstable_findings(results: AuditResults) -> list[Finding]:
     ]
     if not rows:
         return []
-    rows.sort(key=lambda lv: lv.rr.get(key, 1.0))
-    where, worst = _span(rows)
-    ci = worst.rr_ci.get(key) or [0.0, 0.0]
+    where, worst, ci = _lowest_rr(rows, key)
     return [
         Finding(
             "unstable",
