@@ -9,25 +9,20 @@ written for several.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import cast
 
-from auditor import data
 from auditor.config import AuditConfig
 from auditor.engine.fanout import FanOut, split
-from auditor.engine.partial import ShardResult, merge, now, render_moved
+from auditor.engine.partial import merge, now, render_moved
 from auditor.engine.probe import PROBE_SAMPLES, run_probe
 from auditor.engine.run import (
-    THUMBNAIL_TRIES,
     AuditInterrupted,
-    _decodable,
-    _new_part,
     _pipeline,
     _set_up,
     _Setup,
-    _show_thumbnails,
+    _started_part,
 )
 from auditor.engine.shard import Progress, ShardRun, graceful_stop
 from auditor.errors import ConfigError
@@ -60,7 +55,7 @@ def run_audits(
     first_setup = setups[0]
     _refuse(first_setup)
     mine = list(enumerate(first_setup.dataset.samples))
-    parts = [_part(setup, mine, started) for setup in setups]
+    parts = [_started_part(setup, (0, 1), mine, started) for setup in setups]
     probe_keys = set(sorted(s.key for _, s in mine)[:PROBE_SAMPLES])
     runs = [
         ShardRun(setup.config, part, setup.label_of, probe_keys, progress if i == 0 else None)
@@ -102,17 +97,3 @@ def _refuse(setup: _Setup) -> None:
         raise ConfigError("videos take one model at a time; audit the models one by one")
     if setup.face is not None:
         raise ConfigError("--face-crop takes one model at a time; audit the models one by one")
-
-
-def _part(setup: _Setup, mine: list[tuple[int, data.Sample]], started: str) -> ShardResult:
-    """One model's empty shard result, with its warm-up (output kind) and thumbnails."""
-    config, plan = setup.config, setup.plan
-    decodable = _decodable(mine, config.max_pixels)
-    first = next(decodable, None)
-    if first is not None:  # fixes the output kind on a deterministic input
-        setup.model.infer(setup.model.to_tensor([first[2]]))
-    part = _new_part(setup, (0, 1), started, total=len(mine) * plan.units_per_sample)
-    if first is not None:
-        shown = itertools.islice(itertools.chain([first], decodable), THUMBNAIL_TRIES)
-        _show_thumbnails(part, shown, config, setup.tuning.workers)
-    return part

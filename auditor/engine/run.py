@@ -119,16 +119,8 @@ def _run_shard(
         setup = _set_up(config, shard, model)
     config, plan, dataset = setup.config, setup.plan, setup.dataset
     mine = [(i, s) for i, s in enumerate(dataset.samples) if i % shard[1] == shard[0]]
-    decodable = _decodable(mine, config.max_pixels)
-    first = next(decodable, None)
-    if first is not None:  # fixes the output kind on a deterministic input
-        with memory.stage(RUNNING):
-            setup.model.infer(setup.model.to_tensor([first[2]]))
-    part = _new_part(setup, shard, started, total=len(mine) * plan.units_per_sample)
+    part = _started_part(setup, shard, mine, started)
     workers = setup.tuning.workers
-    if first is not None:
-        shown = itertools.islice(itertools.chain([first], decodable), THUMBNAIL_TRIES)
-        _show_thumbnails(part, shown, config, workers, setup.face)
     probe_keys = set(sorted(s.key for s in dataset.samples)[:PROBE_SAMPLES])
     run = ShardRun(config, part, setup.label_of, probe_keys, progress)
     run.searches = Searches(setup.model, plan, config) if plan.searches else None
@@ -141,6 +133,23 @@ def _run_shard(
             pipeline, [s for _, s in mine], run.first_pass, probe_keys, plan.draws, part.scoring
         )
     render_moved(part, {s.key: s for _, s in mine}, config, workers)
+    return part
+
+
+def _started_part(
+    setup: _Setup, shard: tuple[int, int], mine: list[tuple[int, data.Sample]], started: str
+) -> ShardResult:
+    """The shard's empty result, after the model's warm-up and with its thumbnails."""
+    config = setup.config
+    decodable = _decodable(mine, config.max_pixels)
+    first = next(decodable, None)
+    if first is not None:  # fixes the output kind on a deterministic input
+        with memory.stage(RUNNING):
+            setup.model.infer(setup.model.to_tensor([first[2]]))
+    part = _new_part(setup, shard, started, total=len(mine) * setup.plan.units_per_sample)
+    if first is not None:
+        shown = itertools.islice(itertools.chain([first], decodable), THUMBNAIL_TRIES)
+        _show_thumbnails(part, shown, config, setup.tuning.workers, setup.face)
     return part
 
 
