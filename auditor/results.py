@@ -170,6 +170,11 @@ class AuditResults:
     # {"n_frames", "clean": {n, accuracy, accuracy_ci}, "levels": [{perturbation, level,
     # n, ra, ra_ci, rr, rr_ci, flip_rate, flip_rate_ci}]}, in the order of `results`.
     frame_results: dict[str, Any] | None = None
+    # --face-crop only: every sample's crop boxes [x, y, w, h] in pixels of the full image
+    # (None: no face found), by sample key: [{"sample", "clean", "levels": {perturbation:
+    # [[box per repeat] per level]}}]; for a video each box is a list, one per frame
+    # scored, and "frames" gives the frame numbers.
+    crop_boxes: list[dict[str, Any]] | None = None
     # Who issued the report and when (`auditor.report.provenance`): {"report_id", "issued_at",
     # "auditor", "organisation", "statement"}; empty in results that were never issued.
     identification: dict[str, Any] = field(default_factory=dict)
@@ -204,6 +209,8 @@ class AuditResults:
                 del level["face_found_rate"], level["crop_shift_median"]
         if body["findings"] is None:  # absent until issued
             del body["findings"]
+        if body["crop_boxes"] is None:  # absent without --face-crop
+            del body["crop_boxes"]
         return {"schema": body.pop("schema"), **body}
 
     @classmethod

@@ -200,12 +200,6 @@ def test_resume_with_another_preset_is_refused(faces_dir, tmp_path):
     assert resumed["data"]["n_samples"] == 4
 
 
-def test_videos_are_refused_for_now():
-    videos = Path(__file__).resolve().parents[1] / "samples" / "faces"
-    with pytest.raises(ConfigError, match="image folders only"):
-        audit(videos, "jpeg_compression")
-
-
 def test_bad_presets_and_detectors_fail_before_the_audit(faces_dir):
     with pytest.raises(ConfigError, match="unknown preset"):
         audit(faces_dir, "jpeg_compression", crop="mtcnn")
@@ -223,3 +217,13 @@ def test_the_cli_runs_face_crop_and_reports_the_face_found_rate(faces_dir, tmp_p
     written = json.loads(out.with_suffix(".json").read_text())
     assert written["config"]["face"]["crop"] == "sbi"
     assert written["results"][0]["face_found_rate"] == 0.0
+
+
+def test_every_sample_and_level_has_its_crop_box(results):
+    boxes = {record["sample"]: record for record in results["crop_boxes"]}
+    assert len(boxes) == 4 and "real/coffee.png" not in boxes  # skipped: no face
+    for record in boxes.values():
+        assert "frames" not in record and len(record["clean"]) == 4
+        assert record["levels"]["gaussian_blur"] == [[None]]  # one level, one repeat: lost
+        mild = record["levels"]["jpeg_compression"][0][0]
+        assert max(abs(a - b) for a, b in zip(mild, record["clean"])) <= 6

@@ -186,9 +186,10 @@ FACE_OPTIONS = [
     click.option(
         "--face-crop",
         metavar="PRESET",
-        help="Find the largest face in each perturbed image and feed the model its crop: "
-        "ffpp, dfdc, sbi or box:scale=S. An image with no face is skipped ('no face'); "
-        "a perturbed one with no face counts as wrong and not robust.",
+        help="Find the largest face in each perturbed image (or video frame) and feed the "
+        "model its crop: ffpp, dfdc, sbi or box:scale=S. An image with no face is skipped "
+        "('no face'); a perturbed one with no face counts as wrong and not robust (a video: "
+        "scored on the frames with a face).",
     ),
     click.option(
         "--face-detector",

@@ -18,7 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from auditor.data.video import Clip, FrameSampling, read_clip
-from auditor.errors import ConfigError
+from auditor.engine.facecrop import NO_FACE, ClipFaces, FaceFront, FaceTrack
+from auditor.errors import ConfigError, SampleError
 from auditor.seeds import derive_rng
 
 Image = NDArray[np.uint8]
@@ -162,6 +163,7 @@ class ClipRows:
     side: int = 0  # the frames' short side in pixels
     values: int = 0  # pixel values of all F frames
     sse: tuple[int, ...] = ()  # per draw: squared differences from the clean frames, summed
+    faces: ClipFaces | None = None  # --face-crop: where each frame's crop was cut
 
 
 def clip_rows(
@@ -173,37 +175,91 @@ def clip_rows(
     seed: int,
     scale_to_input: bool,
     sampling: FrameSampling,
+    face: FaceFront | None = None,
 ) -> ClipRows:
     """Decode the clip at `path` once, perturb it under every draw, preprocess every frame.
 
     The draws of one (perturbation, level, repeat) come from the generator of (seed,
-    `key`, perturbation, level, repeat), as for an image, rebuilt for each frame.
+    `key`, perturbation, level, repeat), as for an image, rebuilt for each frame. With
+    `face`, every draw perturbs the whole frames and the model gets each frame's face
+    crop (see `_face_rows`).
     """
     clip = read_clip(path, sampling)
+    if face is not None:
+        return _face_rows(clip, key, draws, to_tensor, seed, scale_to_input, face)
     count = len(clip.frames)
     first = to_tensor(clip.frames)
     tensor = np.empty(((1 + len(draws)) * count, *first.shape[1:]), first.dtype)
     tensor[:count] = first
     sse = []
     for row, draw in enumerate(draws, start=1):
-        rng_for = functools.partial(
-            derive_rng, seed, key, draw.perturbation, draw.level, draw.repeat
-        )
-        frames = perturb_clip(
-            draw.perturbation,
-            clip.frames,
-            draw.params,
-            rng_for,
-            scale_to_input,
-            clip_rate(clip),
-            clip.indices,
-        )
+        frames = _perturbed_clip(clip, key, draw, seed, scale_to_input)
         sse.append(sum(squared_error(a, b) for a, b in zip(clip.frames, frames)))
         tensor[row * count : (row + 1) * count] = to_tensor(frames)
     side = min(clip.frames[0].shape[:2]) if count else 0
     values = sum(frame.size for frame in clip.frames)
     # The pixels are dropped here: only the tensor (and the frame numbers) go on.
     return ClipRows(tensor, count, replace(clip, frames=[]), side, values, tuple(sse))
+
+
+def _perturbed_clip(
+    clip: Clip, key: str, draw: Draw, seed: int, scale_to_input: bool
+) -> list[Image]:
+    """Every frame of `clip` under `draw` (`perturb_clip` with the draw's generator)."""
+    rng_for = functools.partial(derive_rng, seed, key, draw.perturbation, draw.level, draw.repeat)
+    return perturb_clip(
+        draw.perturbation,
+        clip.frames,
+        draw.params,
+        rng_for,
+        scale_to_input,
+        clip_rate(clip),
+        clip.indices,
+    )
+
+
+def _face_rows(
+    clip: Clip,
+    key: str,
+    draws: Sequence[Draw],
+    to_tensor: Callable[[Sequence[Image]], NDArray[Any]],
+    seed: int,
+    scale_to_input: bool,
+    face: FaceFront,
+) -> ClipRows:
+    """`clip_rows` behind a face front end: the whole frames perturbed, then each one cropped.
+
+    Only the frames whose clean pixels hold a face are scored (none: `SampleError`, "no
+    face"); the perturbation still sees every sampled frame, so a codec's inter-frame
+    artefacts are those of the whole clip. A perturbed frame with no face gets its clean
+    crop's row: the video's score leaves it out (`ClipFaces`), so its row does not matter.
+    """
+    cuts = [face.cut(frame) for frame in clip.frames]
+    kept = [i for i, cut in enumerate(cuts) if cut is not None]
+    if not kept:
+        raise SampleError(NO_FACE)
+    clean_crops = [cuts[i][0] for i in kept]  # type: ignore[index]
+    clean_boxes = [cuts[i][1] for i in kept]  # type: ignore[index]
+    count = len(kept)
+    first = to_tensor(clean_crops)
+    tensor = np.empty(((1 + len(draws)) * count, *first.shape[1:]), first.dtype)
+    tensor[:count] = first
+    sse, boxes = [], []
+    for row, draw in enumerate(draws, start=1):
+        frames = _perturbed_clip(clip, key, draw, seed, scale_to_input)
+        sse.append(sum(squared_error(a, b) for a, b in zip(clip.frames, frames)))
+        found = [face.cut(frames[i]) for i in kept]
+        boxes.append([None if cut is None else cut[1] for cut in found])
+        crops = [clean if cut is None else cut[0] for clean, cut in zip(clean_crops, found)]
+        tensor[row * count : (row + 1) * count] = to_tensor(crops)
+    tracks = tuple(
+        FaceTrack(clean_boxes[f], tuple(per_draw[f] for per_draw in boxes)) for f in range(count)
+    )
+    dropped = tuple(clip.indices[i] for i in range(len(cuts)) if cuts[i] is None)
+    side = min(clip.frames[0].shape[:2])
+    values = sum(frame.size for frame in clip.frames)
+    scored = replace(clip, frames=[], indices=tuple(clip.indices[i] for i in kept))
+    return ClipRows(tensor, count, scored, side, values, tuple(sse), ClipFaces(tracks, dropped))
 
 
 def squared_error(clean: Image, perturbed: Image) -> int:
@@ -213,12 +269,22 @@ def squared_error(clean: Image, perturbed: Image) -> int:
 
 
 def split_rows(
-    probs: Probs, frames: int, how: str, positive: int | None
+    probs: Probs,
+    frames: int,
+    how: str,
+    positive: int | None,
+    found: NDArray[np.bool_] | None = None,
 ) -> tuple[Probs, Probs, Probs]:
     """Turn a clip's row probabilities into (clean K, perturbed D x K, frames (1+D) x F x K).
 
     The first two are per video (aggregated over the frames); the last keeps the frames.
+    `found` ((1+D) x F, `--face-crop`): each run aggregates only the frames where a face
+    was found; a run with none keeps the aggregate of all its rows (counted as lost).
     """
     per_frame = probs.reshape(-1, frames, probs.shape[-1])
     per_video = aggregate(per_frame, how, positive)
+    if found is not None:
+        for run, mask in enumerate(found):
+            if mask.any() and not mask.all():
+                per_video[run] = aggregate(per_frame[run][mask], how, positive)
     return per_video[0], per_video[1:], per_frame

@@ -31,6 +31,12 @@ LOST_RULE = (
     "lowest; it counts as wrong for RA, as a flip, and as outside every RR tolerance"
 )
 
+VIDEO_RULE = (
+    "a perturbed frame in which no face is found gives no decision: the video is scored on "
+    "the frames where a face was found, and the frame counts as lost in the per-frame "
+    "figures; a draw that finds no face in any frame is lost: " + LOST_RULE
+)
+
 
 @dataclass(frozen=True)
 class FaceTrack:
@@ -61,6 +67,82 @@ class FaceTrack:
         """The inverse of `as_list`."""
         clean, draws = value
         return cls(_box(clean), tuple(None if b is None else _box(b) for b in draws))
+
+    def frame_lost(self) -> NDArray[np.bool_]:
+        """Draws x 1: no face found (an image is a clip of one frame here)."""
+        return np.array(self.lost, bool).reshape(-1, 1)
+
+    def frame_shifts(self) -> list[float]:
+        """Every found draw's crop shift (`shifts` without the lost draws)."""
+        return [v for v in self.shifts() if v is not None]
+
+
+@dataclass(frozen=True)
+class ClipFaces:
+    """A video's crops: one `FaceTrack` per frame scored.
+
+    A sampled frame whose clean pixels hold no face is not scored at all (`dropped`, by
+    frame number). Under a draw, a frame with no face gives no decision, as in a deployed
+    front end that skips it: the video's score aggregates the frames where a face was
+    found, and a draw that finds no face in any frame is lost (`facecrop.LOST_RULE`).
+    """
+
+    frames: tuple[FaceTrack, ...]
+    dropped: tuple[int, ...] = ()
+
+    @property
+    def clean(self) -> BoxList:
+        """The clean crop of the first frame scored (what a moved sample shows)."""
+        return self.frames[0].clean
+
+    @property
+    def draws(self) -> tuple[BoxList | None, ...]:
+        """Per draw: the crop of the first frame scored (None: no face there)."""
+        return self.frames[0].draws
+
+    def frame_lost(self) -> NDArray[np.bool_]:
+        """Draws x frames: no face found in that frame under that draw."""
+        return np.array([track.lost for track in self.frames], bool).T
+
+    @property
+    def lost(self) -> list[bool]:
+        """Per draw: no face in any frame, so the video got no decision."""
+        return [bool(row.all()) for row in self.frame_lost()]
+
+    def found(self) -> NDArray[np.bool_]:
+        """(1 + draws) x frames: the frames each run of the clip is aggregated over."""
+        return np.vstack([np.ones((1, len(self.frames)), bool), ~self.frame_lost()])
+
+    def shifts(self) -> list[float | None]:
+        """Per draw: the median crop shift over the frames with a face (None: none had one)."""
+        per_frame = [track.shifts() for track in self.frames]
+        medians: list[float | None] = []
+        for draw in range(len(self.frames[0].draws)):
+            moved = [v for v in (row[draw] for row in per_frame) if v is not None]
+            medians.append(float(np.median(moved)) if moved else None)
+        return medians
+
+    def frame_shifts(self) -> list[float]:
+        """Every found frame's crop shift, over all draws."""
+        return [v for track in self.frames for v in track.shifts() if v is not None]
+
+    def as_list(self) -> dict[str, Any]:
+        """{"frames": [each frame's `FaceTrack.as_list`], "dropped": [...]}: the journal's form."""
+        return {"frames": [t.as_list() for t in self.frames], "dropped": list(self.dropped)}
+
+    @classmethod
+    def from_list(cls, value: Any) -> ClipFaces:
+        """The inverse of `as_list`."""
+        frames = tuple(FaceTrack.from_list(t) for t in value["frames"])
+        return cls(frames, tuple(int(v) for v in value["dropped"]))
+
+
+Faces = FaceTrack | ClipFaces
+
+
+def faces_from_record(value: Any) -> Faces:
+    """A journal's `fc` entry: an image's `FaceTrack` (a list) or a video's `ClipFaces`."""
+    return ClipFaces.from_list(value) if isinstance(value, dict) else FaceTrack.from_list(value)
 
 
 def _box(values: Any) -> BoxList:
@@ -108,8 +190,17 @@ class FaceFront:
         sources = {**prep.sources, **{k: f"--face-crop {self.preset.spec}" for k in overrides}}
         return replace(prep, **overrides, sources=sources)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, video: bool = False) -> dict[str, Any]:
         """The results' `data.face_crop`: preset, detector, thresholds, selection, rules."""
+        if video:
+            return {
+                **self.preset.describe(),
+                "detector": self._first.describe(),
+                "selection": SELECTION,
+                "no_face_clean": f"a frame is not scored; a video with none: '{NO_FACE}'",
+                "no_face_perturbed": VIDEO_RULE,
+                "face_found_rate": "per frame scored",
+            }
         return {
             **self.preset.describe(),
             "detector": self._first.describe(),

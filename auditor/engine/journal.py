@@ -24,7 +24,7 @@ from typing import IO, Any, TypeGuard
 import numpy as np
 
 from auditor import data
-from auditor.engine.facecrop import FaceTrack
+from auditor.engine.facecrop import faces_from_record
 from auditor.engine.pipeline import Failed, PixelChange, Scored
 from auditor.engine.plan import AuditPlan
 from auditor.errors import ConfigError
@@ -212,7 +212,7 @@ def from_journal_record(
         frames,
         tuple(record.get("fi", ())),
         _change(record.get("px")),
-        FaceTrack.from_list(record["fc"]) if "fc" in record else None,
+        faces_from_record(record["fc"]) if "fc" in record else None,
     )
 
 

@@ -141,6 +141,7 @@ def _assemble(
         ),
         moved={name: [_public(c) for c in moved] for name, moved in stats.moved.items()},
         frame_results=_frame_results(first, parts, levels),
+        crop_boxes=[stats.crop_boxes[k] for k in sorted(stats.crop_boxes)] or None,
         adversarial=_adversarial(first.plan, config, stats),
         determinism=_merge_probes(probes) if complete and probes else None,
         status="complete" if complete else "incomplete",

@@ -33,7 +33,7 @@ from auditor import data, perturbations
 from auditor.data import video
 from auditor.engine import clips, memory
 from auditor.engine.clips import squared_error
-from auditor.engine.facecrop import NO_FACE, FaceFront, FaceTrack
+from auditor.engine.facecrop import NO_FACE, ClipFaces, FaceFront, Faces, FaceTrack
 from auditor.engine.plan import AuditPlan, Draw
 from auditor.errors import SampleError
 from auditor.model.adapter import Model
@@ -73,7 +73,7 @@ class Scored:
     frames: NDArray[np.float64] | None = None
     frame_indices: tuple[int, ...] = ()
     change: PixelChange | None = None  # how much each draw changed the pixels
-    faces: FaceTrack | None = None  # --face-crop: the crop boxes, clean and per draw
+    faces: Faces | None = None  # --face-crop: the crop boxes, clean and per draw (and frame)
 
 
 @dataclass
@@ -99,7 +99,7 @@ class _Prepared:
     frames: int = 0  # videos: frames per draw (the tensor holds 1 + D runs of them)
     frame_indices: tuple[int, ...] = ()
     change: PixelChange | None = None
-    faces: FaceTrack | None = None
+    faces: Faces | None = None
 
 
 @dataclass
@@ -206,7 +206,7 @@ class Pipeline:
         face: FaceFront | None = None,
     ) -> None:
         self.model = model
-        self.face = face  # --face-crop: the model sees the face crop of each image
+        self.face = face  # --face-crop: the model sees the face crop of each image or frame
         self.draws = list(plan.draws)  # a sample's rows: clean, then these
         self.seed = seed
         self.scale_to_input = scale_to_input
@@ -423,6 +423,7 @@ class Pipeline:
             frames=rows.frames,
             frame_indices=clip.indices,
             change=change,
+            faces=rows.faces,
         )
 
     def clip_rows(self, sample: data.Sample, draws: Sequence[Draw]) -> clips.ClipRows:
@@ -436,6 +437,7 @@ class Pipeline:
             seed=self.seed,
             scale_to_input=self.scale_to_input,
             sampling=self.sampling,
+            face=self.face,
         )
 
 
@@ -452,8 +454,9 @@ def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scor
         return Failed(prepared.index, prepared.sample, prepared.reason)
     assert prepared.probs is not None
     if prepared.frames:
+        found = prepared.faces.found() if isinstance(prepared.faces, ClipFaces) else None
         clean, perturbed, frames = clips.split_rows(
-            prepared.probs, prepared.frames, aggregate, positive
+            prepared.probs, prepared.frames, aggregate, positive, found
         )
         return Scored(
             prepared.index,
@@ -465,6 +468,7 @@ def _finished(prepared: _Prepared, aggregate: str, positive: int | None) -> Scor
             frames,
             prepared.frame_indices,
             prepared.change,
+            prepared.faces,
         )
     return Scored(
         prepared.index,

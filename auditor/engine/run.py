@@ -199,8 +199,6 @@ def _face_front(config: AuditConfig, plan: AuditPlan, dataset: data.Dataset) -> 
     if plan.searches:
         names = ", ".join(sorted(plan.names(SEARCH)))
         raise ConfigError(f"--face-crop does not support the searches ({names}) yet")
-    if dataset.media == "video":
-        raise ConfigError("--face-crop supports image folders only so far, not videos")
     return FaceFront(config.face)
 
 
@@ -220,7 +218,11 @@ def _new_part(setup: _Setup, shard: tuple[int, int], started: str, total: int) -
             "kind": dataset.kind,
             "labelled": dataset.labelled,
             "media": dataset.media,
-            **({"face_crop": setup.face.describe()} if setup.face is not None else {}),
+            **(
+                {"face_crop": setup.face.describe(dataset.media == "video")}
+                if setup.face is not None
+                else {}
+            ),
         },
         class_names=list(model.classes or []),
         scoring=Scoring(

@@ -18,7 +18,7 @@ from auditor.adversarial.registry import SEARCHES, Group, Scorer, SearchLevel
 from auditor.config import AuditConfig
 from auditor.data.video import file_sha256
 from auditor.engine import memory
-from auditor.engine.facecrop import lost_probs
+from auditor.engine.facecrop import ClipFaces, Faces, lost_probs
 from auditor.engine.journal import Journal, journal_record, load_records
 from auditor.engine.partial import (
     ShardResult,
@@ -201,16 +201,49 @@ class ShardRun:
         return lost
 
     def _count_faces(self, scored: list[Scored], levels: int) -> None:
-        """`--face-crop`: count each level's faces found and crop shifts (`FaceStats`)."""
+        """`--face-crop`: count each level's faces found and crop shifts (`FaceStats`).
+
+        An image counts once per level; a video counts each frame it scores.
+        """
         tracks = [item.faces for item in scored if item.faces is not None]
         if not levels or len(tracks) != len(scored):
             return
-        lost = np.array([t.lost for t in tracks], bool).reshape(len(scored), levels, self.repeats)
-        shifts = [t.shifts() for t in tracks]
+        # draws x units (images, or the frames of every video), then per level R x units
+        lost = np.concatenate([t.frame_lost() for t in tracks], axis=1)
+        lost = lost.reshape(levels, self.repeats, -1)
         for j, planned in enumerate(self.sampled):
             draws = range(j * self.repeats, (j + 1) * self.repeats)
-            moved = [v for row in shifts for v in (row[d] for d in draws) if v is not None]
-            self.part.stats.add_faces(planned.index, lost[:, j].T, moved)
+            moved = [v for t in tracks for d in draws for v in _frame_shifts(t, d) if v is not None]
+            self.part.stats.add_faces(planned.index, lost[j], moved)
+        for item, track in zip(scored, tracks):
+            self.part.stats.crop_boxes[item.sample.key] = self._crop_record(item, track)
+
+    def _crop_record(self, item: Scored, track: Faces) -> dict[str, Any]:
+        """One sample's crop boxes for the results' `crop_boxes` (see `AuditResults`).
+
+        An image's box is [x, y, w, h] (None: no face); a video's is a list of them, one
+        per frame scored, with the frame numbers under `frames`.
+        """
+
+        def box(value: Any) -> list[int] | None:
+            return None if value is None else list(value)
+
+        def at(draw: int) -> Any:
+            if isinstance(track, ClipFaces):
+                return [box(frame.draws[draw]) for frame in track.frames]
+            return box(track.draws[draw])
+
+        levels: dict[str, list[list[Any]]] = {}
+        for j, planned in enumerate(self.sampled):
+            draws = range(j * self.repeats, (j + 1) * self.repeats)
+            levels.setdefault(planned.name, []).append([at(d) for d in draws])
+        record: dict[str, Any] = {"sample": item.sample.key}
+        if isinstance(track, ClipFaces):
+            record["frames"] = list(item.frame_indices)
+            record["clean"] = [box(frame.clean) for frame in track.frames]
+        else:
+            record["clean"] = box(track.clean)
+        return {**record, "levels": levels}
 
     def _count_pixels(self, scored: list[Scored], levels: int) -> None:
         """Count how each sampled level's draws changed the pixels (`PixelChange`)."""
@@ -232,8 +265,32 @@ class ShardRun:
         every = np.concatenate([f[1:] for f in frames], axis=1)  # D x sum(F) x K
         every = every.reshape(levels, self.repeats, *every.shape[1:])
         per_frame = np.repeat(labels, [f.shape[1] for f in frames]) if labels is not None else None
+        lost = self._lost_frames(scored, clean, per_frame, every)
         per_level = [np.ascontiguousarray(every[j]) for j in range(levels)]
-        self.part.frame_stats.add(clean, per_level, per_frame, self.part.scoring)
+        self.part.frame_stats.add(clean, per_level, per_frame, self.part.scoring, None, lost)
+
+    def _lost_frames(
+        self,
+        scored: list[Scored],
+        clean: np.ndarray,
+        labels: np.ndarray | None,
+        every: np.ndarray,
+    ) -> list[np.ndarray] | None:
+        """`--face-crop` on videos: per level, the frames (R x frames) where no face was found.
+
+        Their rows in `every` (L x R x frames x K) are rescored in place as
+        `facecrop.lost_probs`, as a lost image is; None without face crops.
+        """
+        tracks = [item.faces for item in scored]
+        if not tracks or not all(isinstance(t, ClipFaces) for t in tracks):
+            return None
+        lost = np.concatenate([t.frame_lost() for t in tracks if t is not None], axis=1)
+        lost = lost.reshape(every.shape[:3])
+        s = self.part.scoring
+        targets = labels if labels is not None else metrics.decide(clean, s.threshold, s.positive)
+        for j, r, u in zip(*np.nonzero(lost)):
+            every[j, r, u] = lost_probs(clean[u], int(targets[u]))
+        return [np.ascontiguousarray(lost[j]) for j in range(len(lost))]
 
     def _offer_moved(
         self,
@@ -268,6 +325,13 @@ class ShardRun:
                         **_crop_boxes(item, j * self.repeats + r),
                     },
                 )
+
+
+def _frame_shifts(track: Faces, draw: int) -> list[float | None]:
+    """The crop shifts of one draw: one for an image, one per frame scored for a video."""
+    if isinstance(track, ClipFaces):
+        return [frame.shifts()[draw] for frame in track.frames]
+    return [track.shifts()[draw]]
 
 
 def _crop_boxes(item: Scored, draw: int) -> dict[str, Any]:

@@ -434,6 +434,8 @@ class AuditStats:
     adversarial: dict[str, list[dict[str, SearchCounts]]] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)  # the samples whose outcomes are kept, in order
     sides: Counter[int] = field(default_factory=Counter)  # short side in px -> samples
+    # --face-crop: every sample's crop boxes, clean and per level and draw (`crop_record`)
+    crop_boxes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(
         self,
@@ -495,6 +497,7 @@ class AuditStats:
         self.sides.update(other.sides)
         for name, candidates in other.moved.items():
             self.moved[name] = _top(self.moved.get(name, []) + candidates)
+        self.crop_boxes.update(other.crop_boxes)
         for name, levels in other.adversarial.items():
             for index, counts in enumerate(levels):
                 self.add_search_counts(name, index, counts)

@@ -417,6 +417,7 @@ def _context(
         "pixels": any(r.changed_share is not None for r in results.results),
         # --face-crop: the face-found rate and crop shift beside n.
         "faces": any(r.face_found_rate is not None for r in results.results),
+        "face_video": bool(results.data.get("n_frames")),  # videos: the rate counts frames
         "binary": binary,
         "worst_ra": _worst(results, get("ra")),
         "worst_rr": _worst(results, get("rr")),

@@ -286,13 +286,14 @@ def face_lost_findings(results: AuditResults) -> list[Finding]:
         return []
     worst = min(rows, key=lambda lv: lv.face_found_rate or 0.0)
     where, _ = _span(rows)
+    units = "frames" if results.data.get("n_frames") else "samples"  # videos count frames
     return [
         Finding(
             "face_lost",
             SEVERITY["face_lost"],
             f"the face detector found no face in {1 - (worst.face_found_rate or 0.0):.0%} of the "
-            f"samples at {worst.perturbation} L{worst.level} (face-found rate below "
-            f"{FACE_FOUND:.0%} at {where}); those samples count as wrong and not robust",
+            f"{units} at {worst.perturbation} L{worst.level} (face-found rate below "
+            f"{FACE_FOUND:.0%} at {where}); those {units} count as wrong and not robust",
             worst.perturbation,
             worst.level,
             "face_found_rate",
