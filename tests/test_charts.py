@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auditor.report import charts
-from auditor.report.charts import UNIT_TICKS, Axis, Series, line_chart
+from auditor.report import charts, svg
+from auditor.report.svg import UNIT_TICKS, Axis, Series, line_chart
 from auditor.results import AuditResults, load_json
 
 GOLD = Path(__file__).parent / "gold" / "results.json"
@@ -91,8 +91,8 @@ def test_lines_differ_by_more_than_colour() -> None:
 def test_points_map_onto_the_plot_area() -> None:
     root = parse(line_chart("c", "t", [Series("a", [(0.0, 1.0), (5.0, 0.0)])], LEVELS, RATE))
     ((start, end),) = [coordinates(p) for p in polylines(root)]
-    assert start[1] == charts.MARGIN_TOP
-    assert end[1] == charts.MARGIN_TOP + charts.PLOT_HEIGHT
+    assert start[1] == svg.MARGIN_TOP
+    assert end[1] == svg.MARGIN_TOP + svg.PLOT_HEIGHT
     assert start[0] < end[0]
 
 
@@ -150,7 +150,7 @@ def test_headline_chart_draws_the_intervals_around_the_lines(results: AuditResul
     line = [y for _, y in coordinates(polylines(panel)[0])]
     assert all(u < y < low for u, y, low in zip(upper, line, lower))  # y grows downwards
     # gaussian_noise L5: RA 0.513 [0.457, 0.569], a band 0.112 of the plot's height
-    assert lower[5] - upper[5] == pytest.approx(0.112 * charts.PANEL_HEIGHT, abs=0.2)
+    assert lower[5] - upper[5] == pytest.approx(0.112 * svg.PANEL_HEIGHT, abs=0.2)
 
 
 def test_chance_line_for_a_binary_detector_only(results: AuditResults) -> None:
@@ -160,7 +160,7 @@ def test_chance_line_for_a_binary_detector_only(results: AuditResults) -> None:
         (line,) = panel.findall(f".//{SVG}g[@class='reference']/{SVG}line")
         y = float(line.get("y1", "0"))
         top = min(y for _, y in coordinates(polylines(panel)[1]))  # RR at 1
-        assert y == pytest.approx(top + charts.PANEL_HEIGHT / 2, abs=0.1)
+        assert y == pytest.approx(top + svg.PANEL_HEIGHT / 2, abs=0.1)
     legend = root.find(f".//{SVG}g[@class='legend-reference']/{SVG}text")
     assert legend is not None and legend.text == "chance 0.50"
     multiclass = dataclasses.replace(results, model={**results.model, "task": "multiclass"})
