@@ -213,10 +213,10 @@ def test_rr_tolerance_charts_one_panel_per_perturbation_one_line_per_level(
 def test_escaping_reaches_the_audit_charts(results: AuditResults) -> None:
     renamed = [dataclasses.replace(r, perturbation=NASTY) for r in results.results[:5]]
     odd = dataclasses.replace(results, results=renamed)
-    for svg in [
+    for drawn in [
         charts.headline(odd),
         charts.per_class(odd, "real", "fake"),
         charts.rr_by_tolerance(odd),
     ]:
-        parse(svg)
-        assert svg is not None and "<b>" not in svg
+        parse(drawn)
+        assert drawn is not None and "<b>" not in drawn

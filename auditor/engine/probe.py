@@ -105,8 +105,9 @@ def _rescore_clip(pipeline: Pipeline, job: _Job, draws: Sequence[Draw]) -> Rows:
     """The same for a video: its clip re-read, re-scored clean and at its probe levels."""
     rows = pipeline.clip_rows(job.sample, [draws[k] for k in job.levels])
     positive = pipeline.model.positive_index()
+    found = rows.faces.found() if rows.faces is not None else None  # as the first pass
     clean, perturbed, _ = clips.split_rows(
-        pipeline.score(rows.tensor), rows.frames, pipeline.aggregate, positive
+        pipeline.score(rows.tensor), rows.frames, pipeline.aggregate, positive, found
     )
     expected = np.vstack([job.before.clean, job.before.perturbed[job.levels]])
     return expected, np.vstack([clean, perturbed])
