@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import sys
 import tempfile
@@ -183,6 +184,12 @@ def hd(repeats: int, count: int, frames: int) -> None:
     whole = sum(total.values())
     shares = ", ".join(f"{k} {total[k]:.1f} s ({total[k] / whole:.0%})" for k in STAGES)
     print(f"  the plain loop's time by stage (median): {shares}")
+    import cv2
+
+    print(
+        f"  the plain loop's OpenCV calls (blur, resize, JPEG) run on {cv2.getNumThreads()} "
+        f"threads of {os.cpu_count()} cores; the audit runs its clips on worker threads"
+    )
 
 
 def small(repeats: int, aggregate: str) -> None:
