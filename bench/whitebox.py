@@ -11,8 +11,11 @@ Prints, for each detector:
    paper's eps 0.01, 0.05, 0.1, 0.2, from full audits (`auditor check`, --limit);
 5. where adversarial-robustness-toolbox is installed (it needs no torch of its own):
    our pgd_linf (flip objective) against ART's ProjectedGradientDescent on the same
-   twin, images and eps, same steps, step and random start; both rounded to uint8
-   and scored by onnxruntime; RA and CPU ms per image.
+   twin, images and eps, same steps, step and random start, and torchattacks' PGD
+   where it can be imported (its wheel asks for torchvision and a pinned requests,
+   and pip would bring a CUDA torch with them); all rounded to uint8 and scored by
+   onnxruntime; RA and CPU ms per image. `references` (parts 3 and 5) is what
+   `bench/attacks.py` runs.
 
     PYTHONPATH=. python bench/whitebox.py [--limit 100] [--no-audits]
 """
@@ -20,6 +23,8 @@ Prints, for each detector:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import tempfile
 import time
@@ -114,44 +119,87 @@ def audits(detector: str, limit: int) -> None:
         print(f"  {row['perturbation']:10s} {row['params']['eps']:5.2f}  {row['ra']:.3f}  {cells}")
 
 
-def against_art(detector: str, limit: int) -> None:
-    """RA and CPU time per image: our pgd_linf (flip) against ART's PGD on the same twin."""
+def references(detector: str, limit: int) -> None:
+    """The reference checks: fgsm against FGSM by hand, pgd_linf against ART (torchattacks)."""
+    model = load_model(SAMPLES / f"{detector}.onnx", ModelOptions())
+    keys, images, labels = load_samples(limit)
+    twin = GradientTwin(model)
+    group = Group(images, keys, model.predict(images), labels.astype(np.int64))
+    print(f"{detector}: fgsm against FGSM by hand: "
+          f"{hand_fgsm_mismatches(model, twin, group)} of {len(images)} images differ")  # fmt: skip
+    against_art(model, twin, keys, images, labels)
+
+
+class _Whole(torch.nn.Module):
+    """N x 3 x H x W pixels (0..255, times `scale`) -> the twin's log-probabilities."""
+
+    def __init__(self, twin: GradientTwin, scale: float = 1.0) -> None:
+        super().__init__()
+        self.twin, self.scale = twin, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.twin.log_probs(im.permute(1, 2, 0) * self.scale) for im in x])
+
+
+def _art_pgd(twin, batch, labels, radius: int):
+    """ART's ProjectedGradientDescent on the twin: (points, CPU seconds); None without ART."""
     try:
         from art.attacks.evasion import ProjectedGradientDescent
         from art.estimators.classification import PyTorchClassifier
     except ImportError:
-        print("  (adversarial-robustness-toolbox is not installed: no ART comparison)")
-        return
+        return None
+    shape = batch.shape[1:]
+    classifier = PyTorchClassifier(_Whole(twin), torch.nn.NLLLoss(), shape, 2, clip_values=(0, 255))
+    start = time.process_time()
+    points = ProjectedGradientDescent(
+        classifier, norm=np.inf, eps=float(radius), eps_step=2.5 * radius / 10,
+        max_iter=10, num_random_init=1, batch_size=len(batch), verbose=False,
+    ).generate(batch, y=labels)  # fmt: skip
+    return points, time.process_time() - start
+
+
+def _torchattacks_pgd(twin, batch, labels, radius: int):
+    """torchattacks' PGD on the twin (it wants 0..1 images): (points, CPU s); None without it."""
+    try:
+        import torchattacks
+    except ImportError:
+        return None
+    with contextlib.redirect_stdout(io.StringIO()):  # its notice that it found no device
+        attack = torchattacks.PGD(
+            _Whole(twin, 255.0), eps=radius / 255, alpha=2.5 * radius / 10 / 255, steps=10,
+            random_start=True,
+        )  # fmt: skip
+    attack.set_device(twin.device)
+    torch.manual_seed(0)
+    start = time.process_time()
+    points = attack(torch.tensor(batch / 255), torch.tensor(labels)).detach().cpu().numpy()
+    return points * 255, time.process_time() - start
+
+
+def against_art(model, twin: GradientTwin, keys, images, labels) -> None:
+    """RA and CPU time per image: our pgd_linf (flip) against ART's and torchattacks' PGD."""
     from auditor.adversarial.objectives import flip_objective
     from auditor.adversarial.square import pixel_steps
 
-    model = load_model(SAMPLES / f"{detector}.onnx", ModelOptions())
-    keys, images, labels = load_samples(limit)
-    twin = GradientTwin(model)
     positive = model.positive_index()
-
-    class Whole(torch.nn.Module):  # N x 3 x H x W pixels -> log-probabilities
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.cat([twin.log_probs(im.permute(1, 2, 0)) for im in x])
-
-    shape = (3, *images[0].shape[:2])
-    classifier = PyTorchClassifier(Whole(), torch.nn.NLLLoss(), shape, 2, clip_values=(0, 255))
     batch = np.stack([im.transpose(2, 0, 1) for im in images]).astype(np.float32)
-    print(f"{detector}: pgd_linf against ART ProjectedGradientDescent ({len(images)} images, "
-          f"10 steps of 2.5 eps / 10, one random start, flip objective)")  # fmt: skip
+    clean = model.predict(images)
+    print(f"  pgd_linf against ART ProjectedGradientDescent and torchattacks PGD "
+          f"({len(images)} images, 10 steps of 2.5 eps / 10, one random start, flip "
+          f"objective; '-': not installed); RA, CPU ms per image")  # fmt: skip
+    print("  eps   (/255) | RA: ours   ART    torchattacks | ms/image: ours   ART  torchattacks")
     for eps in PAPER:
         radius = pixel_steps(eps)
-        start = time.process_time()
-        art = ProjectedGradientDescent(
-            classifier, norm=np.inf, eps=float(radius), eps_step=2.5 * radius / 10,
-            max_iter=10, num_random_init=1, batch_size=len(images), verbose=False,
-        ).generate(batch, y=labels)  # fmt: skip
-        art_time = time.process_time() - start
-        low = np.clip(batch - radius, 0, 255)
-        high = np.clip(batch + radius, 0, 255)
-        points = np.clip(np.rint(art), low, high).astype(np.uint8).transpose(0, 2, 3, 1)
-        art_ra = float(np.mean(model.predict(list(points)).argmax(axis=1) == labels))
-        clean = model.predict(images)
+        refs = []
+        for run in (_art_pgd, _torchattacks_pgd):
+            found = run(twin, batch, labels, radius)
+            if found is None:
+                refs.append(("  -  ", "   -  "))
+                continue
+            low, high = np.clip(batch - radius, 0, 255), np.clip(batch + radius, 0, 255)
+            points = np.clip(np.rint(found[0]), low, high).astype(np.uint8).transpose(0, 2, 3, 1)
+            ra = float(np.mean(model.predict(list(points)).argmax(axis=1) == labels))
+            refs.append((f"{ra:.3f}", f"{found[1] / len(images) * 1000:6.1f}"))
         goal = flip_objective(labels, 0.5, positive)
         tracker = gradient.Tracker(model.predict, images, goal, clean, True)
         samples = []
@@ -174,9 +222,9 @@ def against_art(detector: str, limit: int) -> None:
         gradient.run_attack(tracker, generators, samples)
         ours_time = time.process_time() - start
         ours_ra = 1 - float(np.mean([o.success for o in tracker.outcomes()]))
-        print(f"  eps {eps:4.2f} ({radius:2d}/255): RA ours {ours_ra:.3f}, ART {art_ra:.3f}; "
-              f"ms/image ours {ours_time / len(images) * 1000:6.1f}, "
-              f"ART {art_time / len(images) * 1000:6.1f}")  # fmt: skip
+        ours_ms = ours_time / len(images) * 1000
+        print(f"  {eps:4.2f} ({radius:2d})    |     {ours_ra:.3f}  {refs[0][0]}  {refs[1][0]}"
+              f"        |         {ours_ms:6.1f} {refs[0][1]} {refs[1][1]}")  # fmt: skip
 
 
 def main_bench() -> None:
@@ -187,7 +235,10 @@ def main_bench() -> None:
     for detector in ("detector_a", "detector_b"):
         timings(detector, args.limit)
     for detector in ("detector_a", "detector_b"):
-        against_art(detector, args.limit)
+        model = load_model(SAMPLES / f"{detector}.onnx", ModelOptions())
+        keys, images, labels = load_samples(args.limit)
+        print(f"{detector}:")
+        against_art(model, GradientTwin(model), keys, images, labels)
     for detector in () if args.no_audits else ("detector_a", "detector_b"):
         audits(detector, args.limit)
 
