@@ -227,11 +227,101 @@ def against_art(model, twin: GradientTwin, keys, images, labels) -> None:
               f"        |         {ours_ms:6.1f} {refs[0][1]} {refs[1][1]}")  # fmt: skip
 
 
+PRESETS = {  # the preprocessing of --model: x = (pixel * scale - mean) / std
+    "imagenet": {"resize": "crop", "channel_order": "rgb", "scale": 1 / 255,
+                 "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+    # Yahoo's Open-NSFW (Caffe): 224 px centre crop of 256, BGR, raw pixels minus the mean
+    "open_nsfw": {"resize": "crop", "channel_order": "bgr", "scale": 1.0,
+                  "mean": (104.0, 117.0, 123.0), "std": (1.0, 1.0, 1.0)},
+}  # fmt: skip
+FACES = SAMPLES.parent / "faces"
+
+
+def frames(limit: int) -> list[np.ndarray]:
+    """Up to `limit` 320 x 240 RGB frames of the sample face clips (frames 0 and 8 of each)."""
+    import cv2
+
+    images = []
+    for path in sorted(FACES.glob("*/*.mp4")):
+        capture = cv2.VideoCapture(str(path))
+        for index in range(16):
+            ok, frame = capture.read()
+            if ok and index in (0, 8):
+                images.append(np.ascontiguousarray(frame[:, :, ::-1]))
+        capture.release()
+    return images[:limit]
+
+
+def real_model(spec: str, preset: str, limit: int, timed: int) -> None:
+    """A 224 px model: op coverage, twin fidelity (clean, after pgd_linf), ms per image."""
+    import collections
+    import os
+
+    import onnx
+
+    from auditor.adversarial import onnx_torch
+    from auditor.config import PreprocessOptions
+
+    images = frames(limit)
+    if spec == "resnet18":
+        import resnet224
+
+        from auditor.model.preprocess import Preprocessing, to_tensor
+
+        path = Path(tempfile.mkdtemp()) / "resnet18.onnx"  # about 47 MB: never committed
+        prep = Preprocessing(size=(224, 224), layout="nchw", **PRESETS[preset])
+        onnx.save(resnet224.build(to_tensor(images, prep), seed=0), str(path))
+    else:
+        path = Path(spec)
+    options = ModelOptions(preprocess=PreprocessOptions(size=(224, 224), **PRESETS[preset]))
+    proto = onnx.load(str(path))
+    ops = collections.Counter(node.op_type for node in proto.graph.node)
+    print(f"{path.name}: opset {proto.opset_import[0].version}, {sum(ops.values())} nodes, "
+          f"{os.path.getsize(path) / 1e6:.1f} MB; preprocessing {preset}")  # fmt: skip
+    print("  operators (count, converts?): " + ", ".join(
+        f"{name} {count} {'yes' if name in onnx_torch.OPS else 'NO'}"
+        for name, count in sorted(ops.items()))
+    )  # fmt: skip
+    model = load_model(path, options)
+    clean = model.predict(images)
+    targets = clean.argmax(axis=1).astype(np.int64)
+    twin = GradientTwin(model)
+    keys = [f"frame{i}" for i in range(len(images))]
+    scorer = Scorer(model.predict, model.positive_index(), 0.5, twin)
+    print(
+        f"  {len(images)} frames of samples/faces (320 x 240), {clean.shape[1]} classes; "
+        f"twin vs onnxruntime on the clean images: {twin.fidelity(images, clean):.2g}"
+    )
+    for name, value in TIMED.items():
+        n = limit if name == "pgd_linf" else timed  # pgd_linf on all: fidelity after it
+        group = Group(images[:n], keys[:n], clean[:n], targets[:n])
+        search = SEARCHES[name]
+        level = SearchLevel(4, {search.param_names[0]: value}, 0, SETTINGS)
+        wall, cpu = time.perf_counter(), time.process_time()
+        found = search.run(scorer, group, level)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        flip = found.counts["flip"]
+        print(
+            f"  {name:10s} {search.param_names[0]}=8/255 on {n:2d} images: "
+            f"{wall / n * 1000:8.0f} ms/image wall, {cpu / n * 1000:8.0f} CPU (both "
+            f"objectives); flip success {flip.success / flip.n:.2f}; twin vs onnxruntime "
+            f"on its points: {max(c.twin_adversarial for c in found.counts.values()):.2g}"
+        )
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--no-audits", action="store_true", help="skip part 4")
+    parser.add_argument(
+        "--model", help="instead: a 224 px ONNX model (a path, or resnet18 to build one)"
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
+    parser.add_argument("--timed", type=int, default=4, help="--model: images per attack")
     args = parser.parse_args()
+    if args.model:
+        real_model(args.model, args.preset, min(args.limit, 24), args.timed)
+        return
     for detector in ("detector_a", "detector_b"):
         timings(detector, args.limit)
     for detector in ("detector_a", "detector_b"):
