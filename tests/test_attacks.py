@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from auditor import perturbations
 from auditor.adversarial import (
     Outcome,
+    initial_fraction,
     pixel_steps,
     square_fraction,
     square_linf,
@@ -72,6 +73,32 @@ def test_schedule_halves_at_the_scaled_milestones():
     assert square_side(0.05, 48, 48) == 11
     assert square_side(0.05, 4, 100) == 3  # never the whole short side
     assert square_side(1e-6, 48, 48) == 1
+
+
+def test_the_first_square_grows_with_eps():
+    # The paper's 0.05 up to 4/255, then the side in proportion to eps, ART's 0.8 from 16/255.
+    assert [initial_fraction(k) for k in (0, 1, 2, 4)] == [0.05] * 4
+    assert initial_fraction(8) == pytest.approx(0.2) and initial_fraction(7) < 0.2
+    assert initial_fraction(16) == initial_fraction(51) == 0.8
+    assert square_side(initial_fraction(16), 48, 48) == 43
+
+
+def test_the_search_starts_from_the_p_init_of_its_eps(samples):
+    keys, images, labels = samples
+    keys, images = keys[:6], images[:6]
+    model = load_model(SAMPLES / "detector_b.onnx", ModelOptions())
+    clean = model.predict(images)
+
+    def found(eps: float, p_init: float | None) -> list[np.ndarray]:
+        out = square_linf(model.predict, images, clean, eps, rngs_for(keys, 5),
+                          objective="delta", queries=12, p_init=p_init)  # fmt: skip
+        return [o.image for o in out]
+
+    for eps, p_init in ((2 / 255, 0.05), (16 / 255, 0.8)):
+        assert all(np.array_equal(a, b) for a, b in zip(found(eps, None), found(eps, p_init)))
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(found(16 / 255, None), found(16 / 255, 0.05))
+    )
 
 
 def test_every_query_stays_in_the_uint8_ball(tmp_path):
@@ -327,6 +354,7 @@ def test_summary_gives_queries_and_success():
 def test_threat_model_names_budget_and_what_is_missing():
     text = threat_model(1000)
     assert "1000 queries" in text and "white-box" in text and "corner" in text
+    assert "p_init of the image of 0.05 up to eps 4/255" in text and "at most 0.8" in text
     assert "corner" not in threat_model(500, corner_start=False)
 
 

@@ -72,6 +72,8 @@ def test_results_record_queries_and_both_objectives(audits):
     assert search["queries"] == 50 and "50 queries" in search["threat_model"]
     levels = search["perturbations"]["square_linf"]
     assert [lv["level"] for lv in levels] == [1, 2, 3]
+    assert [lv["p_init"] for lv in levels] == [0.05, 0.05, 0.8]  # eps 0, 4/255, 16/255
+    assert "p_init" in search["threat_model"]
     for lv in levels:
         for objective in ("flip", "delta"):
             figures = lv[objective]

@@ -57,6 +57,21 @@ def test_the_resize_twin_matches_opencv(interpolation, resize):
             assert np.abs(twin - floats).max() <= 1e-3
 
 
+@pytest.mark.parametrize("interpolation", ["linear", "cubic"])
+def test_the_resize_twin_matches_opencv_for_a_224_crop_of_a_video_frame(interpolation):
+    # Both axes grow and both sides exceed OpenCV 5's 128 channels per resize: the
+    # basis vectors must go through in several probes.
+    prep = Preprocessing(size=(224, 224), layout="nchw", resize="crop",
+                         interpolation=interpolation)  # fmt: skip
+    image = np.random.default_rng(2).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    twin = prep_twin.apply(image, prep_twin.resize_map(240, 320, prep))
+    floats = resize_image(image.astype(np.float32), prep)
+    # float32 sums of up to 320 terms of values up to 255: a few 1e-3 apart at most
+    assert twin.shape == (224, 224, 3) and np.abs(twin - floats).max() <= 5e-3
+    uint8 = resize_image(image, prep).astype(np.float32)
+    assert np.abs(np.clip(np.rint(twin), 0, 255) - uint8).max() <= 1.0
+
+
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("order", ["rgb", "bgr"])
 def test_the_linear_twin_matches_the_input_tensor(tmp_path, layout, order):

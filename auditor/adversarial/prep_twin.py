@@ -24,8 +24,9 @@ from numpy.typing import NDArray
 from auditor.model.preprocess import INTERPOLATIONS, Preprocessing
 
 Matrix = NDArray[np.float32]
-# OpenCV resizes at most this many channels at once
-_PROBE_CHANNELS = 256
+# OpenCV resizes at most this many channels at once: 512 up to OpenCV 4, 128 in OpenCV 5
+# (more fail with "unable to wrap channels"; a side over 128 that grows needs several)
+_PROBE_CHANNELS = 128
 
 
 @dataclass(frozen=True)
