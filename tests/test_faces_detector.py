@@ -317,3 +317,36 @@ def test_an_onnx_model_that_is_not_yunet_is_refused():
 def test_an_image_of_the_wrong_type_is_refused(full):
     with pytest.raises(ValueError, match="uint8 H x W x 3"):
         full.detect(np.zeros((64, 64), np.uint8))
+
+
+def test_overlapping_quiet_blocks_restore_opencvs_log_level_once_all_have_left():
+    from threading import Event, Thread
+
+    from auditor.faces.opencv import quiet
+
+    logging = cv2.utils.logging
+    before = logging.getLogLevel()
+    entered, leave_first = Event(), Event()
+    seen: list[int] = []
+
+    def first() -> None:
+        with quiet():
+            entered.set()
+            leave_first.wait(5)
+
+    thread = Thread(target=first)
+    thread.start()
+    entered.wait(5)
+    with quiet():
+        leave_first.set()
+        thread.join(5)
+        seen.append(logging.getLogLevel())  # the first block has left: still silent
+    assert seen == [logging.LOG_LEVEL_SILENT]
+    assert logging.getLogLevel() == before
+
+
+def test_detectors_loaded_on_several_threads_at_once_log_nothing(capfd):
+    with ThreadPoolExecutor(4) as pool:
+        detectors = list(pool.map(lambda _: load_detector(), range(8)))
+    assert len({id(d) for d in detectors}) == 8
+    assert "findCommonShape" not in capfd.readouterr().err

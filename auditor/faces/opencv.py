@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import cv2
+
+# OpenCV's log level is one global: overlapping `quiet` blocks (workers loading their own
+# detectors at once) share one silence, and the last to leave restores the level.
+_LOCK = threading.Lock()
+_silenced = 0
+_saved_level = 0
 
 
 def reason(exc: cv2.error) -> str:
@@ -24,9 +31,16 @@ def quiet() -> Iterator[None]:
     Used only around loading and probing a model, whose failures become one-line
     `ModelError`s: OpenCV's multi-line log of the same failure would only repeat it.
     """
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    global _silenced, _saved_level
+    with _LOCK:
+        if _silenced == 0:
+            _saved_level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _silenced += 1
     try:
         yield
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        with _LOCK:
+            _silenced -= 1
+            if _silenced == 0:
+                cv2.utils.logging.setLogLevel(_saved_level)
