@@ -11,9 +11,10 @@ yuv420p needs even sides, and libx265 here at least 128 px a side (see `H265`): 
 frame that has not is padded by repeating its last row and column (edge replication),
 encoded, decoded and cropped back to its size.
 
-The same frames give the same bytes on every run: the encoders run on one thread (x264's
-and x265's output then does not depend on the core count), and x264 is kept off its
-AVX-512 code, which does not give the same stream twice (see `encoder_options`).
+The same frames give the same bytes on every run and machine: x264 runs on one thread,
+x265 on one frame thread with a worker pool of one (their output then does not depend
+on the core count), and x264 is kept off its AVX-512 code, which does not give the same
+stream twice (see `encoder_options`).
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ H265 = Encoder(
     # heap on pictures 33 to 49 px wide, and codes pictures of one coding tree unit
     # (64 px) differently from run to run: pad to two units.
     min_side=128,
-    options=(("x265-params", "log-level=error"),),  # x265 logs to stderr on its own
+    # One frame thread and a pool of one: x265 sizes both by the core count otherwise,
+    # and more frame threads code the stream differently (wavefronts stay on, as in
+    # the command line's default, whose stream does not depend on the pool's size).
+    options=(("x265-params", "log-level=error:pools=1:frame-threads=1"),),
 )
 
 
