@@ -235,11 +235,12 @@ def _face_rows(
     crop's row: the video's score leaves it out (`ClipFaces`), so its row does not matter.
     """
     cuts = [face.cut(frame) for frame in clip.frames]
-    kept = [i for i, cut in enumerate(cuts) if cut is not None]
-    if not kept:
+    found_clean = [(i, cut) for i, cut in enumerate(cuts) if cut is not None]
+    if not found_clean:
         raise SampleError(NO_FACE)
-    clean_crops = [cuts[i][0] for i in kept]  # type: ignore[index]
-    clean_boxes = [cuts[i][1] for i in kept]  # type: ignore[index]
+    kept = [i for i, _ in found_clean]
+    clean_crops = [pixels for _, (pixels, _) in found_clean]
+    clean_boxes = [box for _, (_, box) in found_clean]
     count = len(kept)
     first = to_tensor(clean_crops)
     tensor = np.empty(((1 + len(draws)) * count, *first.shape[1:]), first.dtype)
@@ -255,7 +256,7 @@ def _face_rows(
     tracks = tuple(
         FaceTrack(clean_boxes[f], tuple(per_draw[f] for per_draw in boxes)) for f in range(count)
     )
-    dropped = tuple(clip.indices[i] for i in range(len(cuts)) if cuts[i] is None)
+    dropped = tuple(number for number, cut in zip(clip.indices, cuts) if cut is None)
     side = min(clip.frames[0].shape[:2])
     values = sum(frame.size for frame in clip.frames)
     scored = replace(clip, frames=[], indices=tuple(clip.indices[i] for i in kept))
