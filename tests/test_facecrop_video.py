@@ -186,3 +186,15 @@ def test_a_resumed_video_audit_gives_the_same_figures(tmp_path):
     # the determinism probe re-scores the clip and aggregates the frames found, as before
     assert first["determinism"]["n_evaluations"] == 2
     assert first["determinism"]["max_abs_diff"] == 0.0
+
+
+def test_every_video_frame_and_level_has_its_crop_box(results):
+    boxes = {record["sample"]: record for record in results["crop_boxes"]}
+    assert len(boxes) == results["data"]["n_samples"]
+    for record in boxes.values():
+        assert len(record["frames"]) == len(record["clean"]) == 4
+        assert all(len(box) == 4 for box in record["clean"])
+        mild, lost = record["levels"]["jpeg_compression"], record["levels"]["gaussian_blur"]
+        assert len(mild) == 1 and len(mild[0]) == 1  # one level, one repeat
+        assert all(box is not None for box in mild[0][0])
+        assert lost[0][0] == [None] * 4  # the blur lost the face in every frame

@@ -72,9 +72,9 @@ class FaceTrack:
         """Draws x 1: no face found (an image is a clip of one frame here)."""
         return np.array(self.lost, bool).reshape(-1, 1)
 
-    def frame_shifts(self) -> list[float]:
-        """Every found draw's crop shift (`shifts` without the lost draws)."""
-        return [v for v in self.shifts() if v is not None]
+    def draw_shifts(self, draw: int) -> list[float | None]:
+        """The crop shift under `draw`, as a list of one (a video's has one per frame)."""
+        return [self.shifts()[draw]]
 
 
 @dataclass(frozen=True)
@@ -122,9 +122,9 @@ class ClipFaces:
             medians.append(float(np.median(moved)) if moved else None)
         return medians
 
-    def frame_shifts(self) -> list[float]:
-        """Every found frame's crop shift, over all draws."""
-        return [v for track in self.frames for v in track.shifts() if v is not None]
+    def draw_shifts(self, draw: int) -> list[float | None]:
+        """The crop shift of each frame scored under `draw` (None: no face there)."""
+        return [track.shifts()[draw] for track in self.frames]
 
     def as_list(self) -> dict[str, Any]:
         """{"frames": [each frame's `FaceTrack.as_list`], "dropped": [...]}: the journal's form."""

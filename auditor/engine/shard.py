@@ -213,7 +213,7 @@ class ShardRun:
         lost = lost.reshape(levels, self.repeats, -1)
         for j, planned in enumerate(self.sampled):
             draws = range(j * self.repeats, (j + 1) * self.repeats)
-            moved = [v for t in tracks for d in draws for v in _frame_shifts(t, d) if v is not None]
+            moved = [v for t in tracks for d in draws for v in t.draw_shifts(d) if v is not None]
             self.part.stats.add_faces(planned.index, lost[j], moved)
         for item, track in zip(scored, tracks):
             self.part.stats.crop_boxes[item.sample.key] = self._crop_record(item, track)
@@ -325,13 +325,6 @@ class ShardRun:
                         **_crop_boxes(item, j * self.repeats + r),
                     },
                 )
-
-
-def _frame_shifts(track: Faces, draw: int) -> list[float | None]:
-    """The crop shifts of one draw: one for an image, one per frame scored for a video."""
-    if isinstance(track, ClipFaces):
-        return [frame.shifts()[draw] for frame in track.frames]
-    return [track.shifts()[draw]]
 
 
 def _crop_boxes(item: Scored, draw: int) -> dict[str, Any]:
