@@ -7,12 +7,16 @@ the ffmpeg command line's round trip (`-c:v libx264 -crf N -preset medium -pix_f
 yuv420p`, decoded by ffmpeg), of ours (PyAV), their difference, and of the old stand-in
 (the first of AV1 intra / Motion JPEG that this OpenCV offers, at quality 100*(1-crf/51));
 then the median milliseconds per image of ours and of the stand-in. The same for libx265
-on the `h265_compression` ladder. Columns of the CLI read "-" without `ffmpeg` on PATH.
+on the `h265_compression` ladder. Each table names the encoder version of ours and of the
+command line's (Debian's ffmpeg links x265 3.5, PyAV's FFmpeg x265 4.2: their PSNR
+differs by up to about 0.1 dB, where x264 gives the same bytes). Columns of the CLI read
+"-" without `ffmpeg` on PATH.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -48,6 +52,17 @@ def cli(image: np.ndarray, encoder: Encoder, crf: int) -> np.ndarray | None:
     return np.frombuffer(frames.stdout, np.uint8).reshape(h, w, 3)
 
 
+def cli_encoder_version(encoder: Encoder) -> str:
+    """The version of `encoder` that the ffmpeg command line links ("-" without ffmpeg)."""
+    if shutil.which("ffmpeg") is None:
+        return "-"
+    encode = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=size=128x128", "-frames:v", "1"]
+    encode += ["-c:v", encoder.encoder, "-f", encoder.codec, "-"]
+    stream = subprocess.run(encode, capture_output=True, check=True).stdout
+    found = re.search(encoder.version_pattern, stream)
+    return found.group(1).decode("ascii", "replace") if found else "unknown"
+
+
 def stand_in(image: np.ndarray, crf: int) -> np.ndarray:
     """The old `video_compression`: the first stand-in codec of this OpenCV."""
     codec = video.fallback_codec()
@@ -69,6 +84,9 @@ def ms(run: Callable[[], object], repeats: int) -> float:
 def table(image: np.ndarray, encoder: Encoder, repeats: int) -> None:
     codec = video.fallback_codec()
     print(f"\n{encoder.label} ({encoder.encoder}); stand-in: {codec.label if codec else '-'}")
+    # A gap in PSNR between the two columns can be the encoders' versions, not the settings.
+    ours = video_codecs.facts(encoder)["encoder_version"]
+    print(f"{encoder.encoder} version: ours {ours}, ffmpeg CLI {cli_encoder_version(encoder)}")
     print(f"{'crf':>4} {'ffmpeg CLI':>10} {'ours':>7} {'diff':>6} {'stand-in':>9}  (PSNR dB)")
     for crf in LADDERS[encoder]:
         ours = psnr(video_codecs.roundtrip([image], encoder, crf)[0], image)

@@ -14,8 +14,9 @@ the bench checks that they found the same faces per level. It prints the median 
 per second of each (alternating runs, the ratio measured in this process); the audit's
 fixed costs (the determinism probe, which re-scores every level once on one clip, and
 the thumbnails) and its rate without them; the plain loop's profile: where the time
-goes (decode, perturb, detect, crop, model); and both CPU times, with the most any
-scheduling of the loop's work could gain on this machine's cores.
+goes (decode, perturb, detect, crop, model), and its perturbing per perturbation; and both
+CPU times, with the most any scheduling of the loop's work could gain on this machine's
+cores.
 
 **small** (the sample clips): a video audit's frames per second against an image
 audit's images per second on the 48 px samples, both with `detector_a.onnx` and the
@@ -152,7 +153,9 @@ def plain_loop(config: AuditConfig, clips: list[Path]) -> tuple[float, int, dict
                 draw.perturbation, clip.frames, draw.params, rng_for, True, clip_rate(clip),
                 clip.indices,
             )  # fmt: skip
-            profile["perturb"] += time.perf_counter() - t0
+            spent = time.perf_counter() - t0
+            profile["perturb"] += spent
+            profile[draw.perturbation] = profile.get(draw.perturbation, 0.0) + spent
             found[d] += sum(score(frames[i]) is not None for i in kept)
     return time.perf_counter() - start, units, profile, found
 
@@ -237,6 +240,9 @@ def hd(repeats: int, count: int, frames: int) -> None:
     whole = sum(total.values())
     shares = ", ".join(f"{k} {total[k]:.1f} s ({total[k] / whole:.0%})" for k in STAGES)
     print(f"  the plain loop's time by stage (median): {shares}")
+    perturbing = {k: statistics.median(p[k] for p in profiles) for k in HD_PERTURBATIONS}
+    split = ", ".join(f"{k} {v / total['perturb']:.0%}" for k, v in perturbing.items())
+    print(f"  its perturbing by perturbation: {split}")
     import cv2
 
     cores = os.cpu_count() or 1
