@@ -73,6 +73,23 @@ def test_threat_model_names_an_adversarial_search(results):
     assert not any("adversarial" in item for item in sections.not_assessed(attacked))
 
 
+def test_threat_model_describes_the_face_front_end(results):
+    assert "face front end" not in sections.threat_model(results)  # no --face-crop
+    face = {
+        "preset": "sbi",
+        "rule": "Self-Blended Images: the box plus w/8 and h/8 on each side, clipped",
+        "detector": {"detector": "/models/yunet.onnx", "score": 0.7, "min_size": 32.0},
+        "selection": "largest face by box area",
+    }
+    cropped = dataclasses.replace(results, data={**results.data, "face_crop": face})
+    text = sections.threat_model(cropped)
+    assert "hit the whole image before a face front end" in text
+    assert "/models/yunet.onnx (score at least 0.7, smallest face 32 px)" in text
+    assert "the largest face by box area was kept, and the sbi crop (Self-Blended" in text
+    videos = dataclasses.replace(cropped, data={**cropped.data, "n_frames": 192})
+    assert "hit the whole frame" in sections.threat_model(videos)
+
+
 def test_item_tested_and_runtime(html):
     model = section(html, "model")
     assert "detector_a.onnx.data" in model and "9400000" in model  # external data

@@ -46,6 +46,7 @@ def threat_model(results: AuditResults) -> str:
         "on such inputs on average, not how it behaves against someone who chooses the "
         "perturbation to fool it."
     )
+    benign += front_end(results)
     if searched:
         search = results.adversarial or {}
         concrete = search.get("threat_model") or (
@@ -63,6 +64,31 @@ def threat_model(results: AuditResults) -> str:
         "the perturbation within a budget that changes the output most, and would bound what "
         "a deliberate attacker can do; these results give no such bound."
     )
+
+
+def front_end(results: AuditResults) -> str:
+    """With `--face-crop`: where the perturbation hit and how the face crop was found
+    (a sentence that starts with a space), else ""."""
+    face = (results.data or {}).get("face_crop")
+    if not isinstance(face, dict):
+        return ""
+    found_by = face.get("detector")
+    detector: dict[str, Any] = found_by if isinstance(found_by, dict) else {}
+    media = "frame" if (results.data or {}).get("n_frames") else "image"
+    return (
+        f" Each perturbation hit the whole {media} before a face front end, as in a deployed "
+        f"detector: the face detector {detector.get('detector', '(unknown)')} (score at least "
+        f"{_number(detector.get('score'))}, smallest face {_number(detector.get('min_size'))} "
+        f"px) ran on the perturbed pixels, the {face.get('selection', 'largest face')} was "
+        f"kept, and the {face.get('preset')} crop ({face.get('rule')}) went to the model. A "
+        "face the detector missed counts against the model: that decision was never made, so "
+        "it is not a correct one."
+    )
+
+
+def _number(value: Any) -> str:
+    """A recorded threshold as written (20.0 -> 20), or "?" where it is missing."""
+    return f"{value:g}" if isinstance(value, (int, float)) else "?"
 
 
 SEARCH_OBJECTIVES = {"flip": "flip the decision (RA)", "delta": "move the output (RR)"}
