@@ -9,7 +9,7 @@ yuv420p`, decoded by ffmpeg), of ours (PyAV), their difference, and of the old s
 then the median milliseconds per image of ours and of the stand-in. The same for libx265
 on the `h265_compression` ladder. Each table names the encoder version of ours and of the
 command line's (Debian's ffmpeg links x265 3.5, PyAV's FFmpeg x265 4.2: their PSNR
-differs by up to about 0.1 dB, where x264 gives the same bytes). Columns of the CLI read
+differs by up to 0.12 dB, where x264 gives the same bytes). Columns of the CLI read
 "-" without `ffmpeg` on PATH.
 """
 
@@ -85,8 +85,8 @@ def table(image: np.ndarray, encoder: Encoder, repeats: int) -> None:
     codec = video.fallback_codec()
     print(f"\n{encoder.label} ({encoder.encoder}); stand-in: {codec.label if codec else '-'}")
     # A gap in PSNR between the two columns can be the encoders' versions, not the settings.
-    ours = video_codecs.facts(encoder)["encoder_version"]
-    print(f"{encoder.encoder} version: ours {ours}, ffmpeg CLI {cli_encoder_version(encoder)}")
+    version = video_codecs.facts(encoder)["encoder_version"]
+    print(f"{encoder.encoder} version: ours {version}, ffmpeg CLI {cli_encoder_version(encoder)}")
     print(f"{'crf':>4} {'ffmpeg CLI':>10} {'ours':>7} {'diff':>6} {'stand-in':>9}  (PSNR dB)")
     for crf in LADDERS[encoder]:
         ours = psnr(video_codecs.roundtrip([image], encoder, crf)[0], image)
