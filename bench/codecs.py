@@ -16,7 +16,6 @@ differs by up to 0.12 dB, where x264 gives the same bytes). Columns of the CLI r
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
 import subprocess
@@ -59,8 +58,7 @@ def cli_encoder_version(encoder: Encoder) -> str:
     encode = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=size=128x128", "-frames:v", "1"]
     encode += ["-c:v", encoder.encoder, "-f", encoder.codec, "-"]
     stream = subprocess.run(encode, capture_output=True, check=True).stdout
-    found = re.search(encoder.version_pattern, stream)
-    return found.group(1).decode("ascii", "replace") if found else "unknown"
+    return video_codecs.version_in(encoder, stream)
 
 
 def stand_in(image: np.ndarray, crf: int) -> np.ndarray:

@@ -207,6 +207,12 @@ def _pad(frame: Image, min_side: int) -> Image:
     return np.pad(frame, ((0, grow_h), (0, grow_w), (0, 0)), mode="edge")
 
 
+def version_in(encoder: Encoder, stream: bytes) -> str:
+    """The version `encoder` wrote into its coded `stream`, or "unknown"."""
+    found = re.search(encoder.version_pattern, stream)
+    return found.group(1).decode("ascii", "replace") if found else "unknown"
+
+
 @functools.cache
 def facts(encoder: Encoder) -> dict[str, str]:
     """What encodes here: codec, encoder and its version, FFmpeg and PyAV versions."""
@@ -216,12 +222,11 @@ def facts(encoder: Encoder) -> dict[str, str]:
         bytes(packet)
         for packet in _encode(av, [np.zeros((16, 16, 3), np.uint8)], encoder, 30, 25, None)
     )
-    found = re.search(encoder.version_pattern, stream)
     libavcodec = ".".join(str(part) for part in av.library_versions["libavcodec"])
     return {
         "codec": encoder.codec,
         "encoder": encoder.encoder,
-        "encoder_version": found.group(1).decode("ascii", "replace") if found else "unknown",
+        "encoder_version": version_in(encoder, stream),
         "library": f"FFmpeg {av.ffmpeg_version_info} (libavcodec {libavcodec}) "
         f"via PyAV {av.__version__}",
         "container": CONTAINER,

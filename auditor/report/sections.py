@@ -69,12 +69,13 @@ def threat_model(results: AuditResults) -> str:
 def front_end(results: AuditResults) -> str:
     """With `--face-crop`: where the perturbation hit and how the face crop was found
     (a sentence that starts with a space), else ""."""
-    face = (results.data or {}).get("face_crop")
+    data = results.data or {}
+    face = data.get("face_crop")
     if not isinstance(face, dict):
         return ""
     found_by = face.get("detector")
     detector: dict[str, Any] = found_by if isinstance(found_by, dict) else {}
-    media = "frame" if (results.data or {}).get("n_frames") else "image"
+    media = "frame" if data.get("n_frames") else "image"
     return (
         f" Each perturbation hit the whole {media} before a face front end, as in a deployed "
         f"detector: the face detector {detector.get('detector', '(unknown)')} (score at least "
